@@ -1,0 +1,172 @@
+"""The ``tom`` command: generate a market, settle it, build the reports, serve the dashboards, benchmark.
+
+Each subcommand is a thin shell over a tomlib function, so whatever the command line does a notebook or
+a test can do through the same call. Heavy imports happen inside the subcommands to keep ``tom --help``
+instant.
+
+Exit codes: 0 success; 1 a run or a report failed (the message says which); 2 bad arguments or input
+(argparse's convention, also used for a scenario file that fails validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DATA_ROOT = Path("data")
+REPORTS_ROOT = Path("reports")
+
+
+def market_store_path(scenario_name: str, data_root: Path = DATA_ROOT) -> Path:
+    """Where ``tom generate`` keeps a scenario's market.
+
+    Parameters
+    ----------
+    scenario_name : str
+        The scenario's ``name``.
+    data_root : Path
+        Folder of generated data (git-ignored).
+
+    Returns
+    -------
+    Path
+        ``<data_root>/<scenario_name>/market.zarr``.
+    """
+    return Path(data_root) / scenario_name / "market.zarr"
+
+
+def _load_scenario(spec: str):
+    from tomlib import scenario as scenario_mod
+
+    path = Path(spec)
+    if not (path.suffix in {".yaml", ".yml"} and path.exists()):
+        path = scenario_mod.default_scenario_path(spec)
+    return scenario_mod.load_scenario(path), path
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from tomlib import market as market_mod
+
+    scenario, path = _load_scenario(args.scenario)
+    started = time.perf_counter()
+    market = market_mod.generate(scenario)
+    out = Path(args.out) if args.out else market_store_path(scenario.name, Path(args.data_root))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    market.save(out)
+    meters = market.meters
+    print(
+        f"generated scenario {scenario.name!r} from {path}: {meters.sizes['mpan']:,} MPANs x "
+        f"{meters.sizes['time']:,} settlement periods in {time.perf_counter() - started:.1f} s -> {out}"
+    )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tomlib import reports
+
+    scenario, path = _load_scenario(args.scenario)
+    store = market_store_path(scenario.name, Path(args.data_root))
+    result = reports.run_reports(
+        path,
+        notebooks=args.notebook or None,
+        out_root=Path(args.out_root),
+        market_path=store if store.exists() else None,
+        pdf=not args.no_pdf,
+    )
+    print(f"index: {result.index_path}")
+    if not result.ok:
+        for failure in result.failures:
+            print(f"FAILED: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from tomlib import dashboards
+    from tomlib import market as market_mod
+
+    scenario, _ = _load_scenario(args.scenario)
+    store = market_store_path(scenario.name, Path(args.data_root))
+    market = market_mod.Market.open(store) if store.exists() else market_mod.generate(scenario)
+    dashboards.serve_all(market, port=args.port, address=args.address, show=False)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from tomlib import bench
+
+    results = bench.run(sizes=args.sizes, out=Path(args.out))
+    print(bench.format_table(results))
+    print(f"written: {args.out}")
+    return 0
+
+
+def _cmd_settle(args: argparse.Namespace) -> int:
+    print(
+        "tom settle: settlement runs (II, SF, R1, R2, R3, RF, DF) arrive with the aggregation and volume "
+        "allocation issue; until then `tom generate` and `tom report` cover the market.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tom`` (exposed for tests and documentation)."""
+    parser = argparse.ArgumentParser(
+        prog="tom",
+        description="tomlib: an executable model of the GB MHHS Target Operating Model.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def scenario_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scenario", default="demo", help="scenario name in datasets/scenarios or a YAML path")
+        p.add_argument("--data-root", default=str(DATA_ROOT), help="folder of generated markets")
+
+    p = sub.add_parser("generate", help="generate a scenario's true-world market and save it")
+    scenario_arg(p)
+    p.add_argument("--out", help="store path (.zarr or .nc); default data/<scenario>/market.zarr")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("settle", help="run settlement runs on a market (aggregation/volume allocation issue)")
+    scenario_arg(p)
+    p.add_argument("--run", default="SF", help="settlement run: II, SF, R1, R2, R3, RF, DF or 'all'")
+    p.set_defaults(func=_cmd_settle)
+
+    p = sub.add_parser("report", help="run the service notebooks and write HTML/PDF reports and an index")
+    scenario_arg(p)
+    p.add_argument("--out-root", default=str(REPORTS_ROOT), help="reports folder")
+    p.add_argument("--notebook", action="append", help="only this notebook (repeatable); default all")
+    p.add_argument("--no-pdf", action="store_true", help="skip the PDF export (HTML only)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("serve", help="serve the dashboards with a Panel server")
+    scenario_arg(p)
+    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--address", default="127.0.0.1")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("bench", help="measure throughput and peak memory; writes JSON and a table")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000],
+                   help="market sizes in MPANs (one settlement day each)")
+    p.add_argument("--out", default=str(REPORTS_ROOT / "bench" / "bench.json"))
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tom`` console script."""
+    args = build_parser().parse_args(argv)
+    from tomlib.scenario import ScenarioError
+
+    try:
+        return args.func(args)
+    except ScenarioError as err:
+        print(f"tom {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the console script
+    sys.exit(main())
