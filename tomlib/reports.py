@@ -1,0 +1,700 @@
+"""Report pipeline: run the notebooks with papermill, export HTML and PDF, write an index.
+
+For one scenario, every notebook in ``notebooks/`` (or the ones asked for) is executed with its
+parameters injected (``scenario``, ``market_path``, ``output_dir``), two at a time. Each executed
+notebook becomes::
+
+    reports/<scenario>/<name>/<name>.ipynb        executed notebook (records inside, see tomlib.records)
+    reports/<scenario>/<name>/<name>.html         no code cells, BokehJS inline, no CDN script
+    reports/<scenario>/<name>/<name>.pdf          the same HTML printed by headless Chromium (A4)
+    reports/<scenario>/<name>/dashboard.html      if the notebook saved its dashboard to output_dir
+    reports/<scenario>/<name>/<name>.FAILED.html  instead of the above when the notebook failed
+    reports/<scenario>/<name>/<name>.FAILED.ipynb the executed notebook up to the failing cell
+    reports/<scenario>/index.html                 scenario summary, status, key figures, links
+    reports/<scenario>/index.json                 the same, for machines
+
+Everything is offline: the notebooks load BokehJS inline and the ``offline`` nbconvert template drops
+nbconvert's require.js, MathJax, mermaid and widget-manager CDN scripts. Every file is written to a
+temporary name in its folder and renamed into place, so a crash never leaves a half-written report.
+
+Threads, not processes, run the notebooks: each papermill call starts its own kernel process, so the
+work is parallel anyway, and papermill is thread-safe as long as ``cwd`` is not passed (papermill
+#473). The PDFs are printed from the calling thread by one Chromium, because Playwright's sync API
+belongs to the thread that started it; printing one notebook overlaps the execution of the next.
+(The sync API also refuses to run inside a notebook kernel's event loop: call this module from a
+plain Python process, e.g. ``tom report``.)
+
+Examples
+--------
+>>> result = run_reports("tiny", out_root="reports")          # doctest: +SKIP
+>>> result.ok, result.index_path, result.failures               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+import json
+import os
+import shutil
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from tomlib.records import read_records
+
+__all__ = [
+    "CHROMIUM_ARGS",
+    "NOTEBOOKS_DIR",
+    "TEMPLATES_DIR",
+    "NotebookResult",
+    "ReportResult",
+    "default_notebooks",
+    "export_html",
+    "find_chromium",
+    "html_to_pdf",
+    "render_index",
+    "run_reports",
+    "scenario_summary",
+]
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+REQUIRED_PARAMETERS = ("scenario", "market_path", "output_dir")
+
+# Chromium must not phone home: on a closed network its background connections are refused, slowly.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# A4 with 10 mm side margins leaves 190 mm = 718 CSS px; dashboards keep their plots narrower.
+PDF_MARGIN = {"top": "12mm", "bottom": "12mm", "left": "10mm", "right": "10mm"}
+# Bokeh renders after the page's load event. `Document.is_idle` never turns true for Panel output
+# (its CommManager and embedded-State roots have no view that finishes), so wait instead until the
+# root view of every embedded output (<div data-root-id>) exists and, unless it is one of those
+# non-visual roots, reports has_finished().
+BOKEH_RENDERED_JS = """() => {
+  const ids = [...document.querySelectorAll('[data-root-id]')].map(e => e.dataset.rootId);
+  if (ids.length === 0) return true;
+  if (!window.Bokeh || !Bokeh.index) return false;
+  const invisible = /(CommManager|\\.State)$/;
+  return ids.every(id => Bokeh.index[id] !== undefined
+    && (invisible.test(Bokeh.index[id].model.type) || Bokeh.index[id].has_finished()));
+}"""
+
+
+# --------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookResult:
+    """The outcome of one notebook.
+
+    Attributes
+    ----------
+    name : str
+        Notebook name (file stem), also its folder under the scenario's report folder.
+    ok : bool
+        True if it executed and every export succeeded.
+    out_dir : Path
+        ``reports/<scenario>/<name>``.
+    notebook, html, pdf, dashboard, failed_html : Path or None
+        The files written (None when not written).
+    records : dict
+        Key figures recorded by the notebook (:func:`tomlib.records.read_records`).
+    stage : str or None
+        Where it failed: ``"parameters"``, ``"execute"``, ``"html"`` or ``"pdf"``.
+    cell : str or None
+        The failing cell, e.g. ``"In [7]"``, with its first source line.
+    error : str or None
+        ``"<ExceptionName>: <message>"``.
+    seconds : float
+        Wall time of execution and exports [s].
+    """
+
+    name: str
+    ok: bool
+    out_dir: Path
+    notebook: Path | None = None
+    html: Path | None = None
+    pdf: Path | None = None
+    dashboard: Path | None = None
+    failed_html: Path | None = None
+    records: dict[str, Any] = dataclasses.field(default_factory=dict)
+    stage: str | None = None
+    cell: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def summary(self) -> str:
+        """One line: ``"<name>: ok"`` or ``"<name> failed in <cell>: <error>"``."""
+        if self.ok:
+            return f"{self.name}: ok ({self.seconds:.1f} s)"
+        where = f" in cell {self.cell}" if self.cell else f" at {self.stage}"
+        return f"{self.name} failed{where}: {self.error}"
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportResult:
+    """The outcome of :func:`run_reports`.
+
+    Attributes
+    ----------
+    scenario : dict
+        Scenario summary shown on the index (name, digest, dates, GSP groups, MPAN count, source).
+    out_dir : Path
+        ``<out_root>/<scenario name>``.
+    index_path : Path
+        The index page.
+    notebooks : tuple of NotebookResult
+        In the order the notebooks were given.
+    seconds : float
+        Wall time of the whole run [s].
+    """
+
+    scenario: dict[str, Any]
+    out_dir: Path
+    index_path: Path
+    notebooks: tuple[NotebookResult, ...]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True if every notebook succeeded."""
+        return all(nb.ok for nb in self.notebooks)
+
+    @property
+    def failed(self) -> tuple[NotebookResult, ...]:
+        """The notebooks that failed."""
+        return tuple(nb for nb in self.notebooks if not nb.ok)
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per failed notebook, naming the cell and the error."""
+        return [nb.summary for nb in self.failed]
+
+    @property
+    def exit_code(self) -> int:
+        """0 if every notebook succeeded, else 1 (the ``tom report`` exit status)."""
+        return 0 if self.ok else 1
+
+    def __getitem__(self, name: str) -> NotebookResult:
+        for nb in self.notebooks:
+            if nb.name == name:
+                return nb
+        raise KeyError(f"no notebook {name!r} in this report (have: {[nb.name for nb in self.notebooks]})")
+
+
+# --------------------------------------------------------------------------------------------------
+# small file helpers
+
+
+@contextlib.contextmanager
+def _atomic_target(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The suffix is kept because papermill, Panel and Chromium choose a format by it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_write_text(path: Path, text: str) -> Path:
+    with _atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# exports
+
+
+def find_chromium() -> str | None:
+    """The Chromium binary to print with: ``$TOMLIB_CHROMIUM``, else ``chromium`` on PATH.
+
+    Returns
+    -------
+    str or None
+        Path of the executable, or None when there is none.
+    """
+    return os.environ.get("TOMLIB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def export_html(notebook: str | PathLike, html_path: str | PathLike, include_input: bool = False) -> Path:
+    """Export an executed notebook to a self-contained, offline HTML page.
+
+    Parameters
+    ----------
+    notebook : path
+        Executed ``.ipynb``.
+    html_path : path
+        Output ``.html``, written atomically.
+    include_input : bool
+        Show the code cells (used for ``.FAILED.html``, where the failing code matters).
+
+    Returns
+    -------
+    Path
+        ``html_path``.
+    """
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    c = Config()
+    hide = not include_input
+    c.HTMLExporter.exclude_input = hide
+    c.HTMLExporter.exclude_input_prompt = hide
+    c.HTMLExporter.exclude_output_prompt = True
+    c.HTMLExporter.embed_images = True
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_cell_tags = {"remove-cell"}
+    c.TagRemovePreprocessor.remove_input_tags = {"hide-input"}
+    # an exporter per call: they hold per-export state and run in several threads at once
+    exporter = HTMLExporter(config=c, extra_template_basedirs=[str(TEMPLATES_DIR)], template_name="offline")
+    exporter.register_preprocessor(_drop_empty_outputs, enabled=True)
+    body, _ = exporter.from_filename(str(notebook))
+    return _atomic_write_text(Path(html_path), body)
+
+
+def _drop_empty_outputs(nb: Any, resources: dict) -> tuple[Any, dict]:
+    """Drop display outputs without data (Panel's comm placeholders) that nbconvert warns about."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if o.get("output_type") not in ("display_data", "execute_result") or o.get("data")]
+    return nb, resources
+
+
+def html_to_pdf(html_path: str | PathLike, pdf_path: str | PathLike, browser: Any = None,
+                timeout_ms: int = 120_000) -> Path:
+    """Print an HTML page to an A4 PDF with headless Chromium, after Bokeh has drawn.
+
+    Parameters
+    ----------
+    html_path : path
+        Page to print (opened as a ``file://`` URL).
+    pdf_path : path
+        Output ``.pdf``, written atomically.
+    browser : playwright.sync_api.Browser, optional
+        A browser from :func:`_launch`; None launches (and closes) one for this page.
+    timeout_ms : int
+        Limit for loading the page and for Bokeh to become idle [ms].
+
+    Returns
+    -------
+    Path
+        ``pdf_path``.
+    """
+    if browser is None:
+        with _launch() as owned:
+            return html_to_pdf(html_path, pdf_path, owned, timeout_ms)
+    page = browser.new_page(device_scale_factor=2)  # canvases are rasterised: 2x keeps lines sharp
+    try:
+        page.emulate_media(media="print")
+        page.goto(Path(html_path).resolve().as_uri(), wait_until="load", timeout=timeout_ms)
+        page.wait_for_function(BOKEH_RENDERED_JS, timeout=timeout_ms)
+        # two animation frames: finished views have laid out, this lets their canvases paint
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        with _atomic_target(Path(pdf_path)) as tmp:
+            page.pdf(path=str(tmp), format="A4", print_background=True, margin=PDF_MARGIN)
+    finally:
+        page.close()
+    return Path(pdf_path)
+
+
+@contextlib.contextmanager
+def _launch(chromium: str | None = None) -> Iterator[Any]:
+    """Launch headless Chromium through Playwright's sync API (system browser, no download)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium or find_chromium()
+    if executable is None:
+        raise RuntimeError("PDF export needs Chromium: apt-get install chromium, or set TOMLIB_CHROMIUM "
+                           "to its path, or run with pdf=False (tom report --no-pdf)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# notebooks
+
+
+def default_notebooks() -> list[Path]:
+    """Every notebook in the repository's ``notebooks/`` folder, sorted by name."""
+    return sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+
+
+def _resolve_notebooks(notebooks: Sequence[str | PathLike] | None) -> list[Path]:
+    if notebooks is None:
+        found = default_notebooks()
+        if not found:
+            raise FileNotFoundError(f"no notebooks in {NOTEBOOKS_DIR}")
+        return found
+    paths = []
+    for spec in notebooks:
+        path = Path(spec)
+        if not path.exists():
+            path = NOTEBOOKS_DIR / f"{Path(spec).stem}.ipynb"
+        if not path.exists():
+            names = [p.stem for p in default_notebooks()]
+            raise FileNotFoundError(f"notebook {str(spec)!r}: neither a file nor a name in {NOTEBOOKS_DIR} "
+                                    f"(have: {names})")
+        paths.append(path.resolve())
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise ValueError(f"notebook names must be unique (they name the report folders), got {stems}")
+    return paths
+
+
+def _artefacts(out_dir: Path, name: str) -> dict[str, Path]:
+    return {
+        "notebook": out_dir / f"{name}.ipynb",
+        "html": out_dir / f"{name}.html",
+        "pdf": out_dir / f"{name}.pdf",
+        "dashboard": out_dir / "dashboard.html",
+        "failed_html": out_dir / f"{name}.FAILED.html",
+        "failed_notebook": out_dir / f"{name}.FAILED.ipynb",
+    }
+
+
+def _failing_cell(nb: Any, err: BaseException) -> str | None:
+    """Name the failing cell from papermill's error or, failing that, its per-cell status metadata."""
+    exec_count, source = getattr(err, "exec_count", None), getattr(err, "source", None)
+    if source is None and nb is not None:
+        for cell in nb.cells:
+            status = cell.get("metadata", {}).get("papermill", {})
+            if status.get("exception") or status.get("status") == "running":
+                exec_count, source = cell.get("execution_count"), cell.get("source", "")
+                break
+    if source is None:
+        return None
+    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    label = f"In [{exec_count}]" if exec_count is not None else "(not numbered)"
+    return f"{label} `{first[:80]}`"
+
+
+def _error_text(err: BaseException) -> str:
+    ename = getattr(err, "ename", None) or type(err).__name__
+    evalue = getattr(err, "evalue", None)
+    evalue = str(err) if evalue is None else evalue
+    return f"{ename}: {evalue}".strip()
+
+
+def _execute_one(path: Path, out_dir: Path, parameters: dict[str, Any], execution_timeout: int) -> NotebookResult:
+    """Execute one notebook and export its HTML (runs in a worker thread)."""
+    import nbformat
+    import papermill as pm
+
+    started = time.perf_counter()
+    name = path.stem
+    files = _artefacts(out_dir, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in files.values():  # never show last run's output beside this run's failure
+        stale.unlink(missing_ok=True)
+
+    def failed(stage: str, err: BaseException, nb: Any = None, executed: Path | None = None) -> NotebookResult:
+        failed_html = None
+        if executed is not None and executed.exists():
+            with contextlib.suppress(Exception):
+                failed_html = export_html(executed, files["failed_html"], include_input=True)
+            os.replace(executed, files["failed_notebook"])
+        if failed_html is None:  # nothing executed: say why in a page of our own
+            failed_html = _atomic_write_text(files["failed_html"], _failure_page(name, stage, err))
+        return NotebookResult(name=name, ok=False, out_dir=out_dir, failed_html=failed_html, stage=stage,
+                              cell=_failing_cell(nb, err), error=_error_text(err),
+                              seconds=time.perf_counter() - started)
+
+    try:
+        declared = pm.inspect_notebook(str(path))
+        missing = [p for p in REQUIRED_PARAMETERS if p not in declared]
+        if missing:
+            raise ValueError(f"{path.name}: the parameters cell must define {missing} "
+                             f"(it defines {sorted(declared)})")
+    except Exception as err:  # noqa: BLE001 - any defect of the notebook file is a report failure
+        return failed("parameters", err)
+
+    tmp = files["notebook"].with_name(f".{name}.tmp-{uuid.uuid4().hex[:8]}.ipynb")
+    try:
+        pm.execute_notebook(str(path), str(tmp), parameters=parameters, kernel_name="python3",
+                            progress_bar=False, log_output=False, start_timeout=120,
+                            execution_timeout=execution_timeout)
+    except Exception as err:  # noqa: BLE001 - papermill has saved the partial notebook: report it
+        nb = nbformat.read(tmp, as_version=4) if tmp.exists() else None
+        return failed("execute", err, nb, tmp if tmp.exists() else None)
+    os.replace(tmp, files["notebook"])
+
+    try:
+        html_path = export_html(files["notebook"], files["html"])
+    except Exception as err:  # noqa: BLE001 - reported like an execution failure
+        return failed("html", err)
+    return NotebookResult(name=name, ok=True, out_dir=out_dir, notebook=files["notebook"], html=html_path,
+                          dashboard=files["dashboard"] if files["dashboard"].exists() else None,
+                          records=read_records(files["notebook"]), seconds=time.perf_counter() - started)
+
+
+def _failure_page(name: str, stage: str, err: BaseException) -> str:
+    tb = "".join(traceback.format_exception(err))
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(name)} FAILED"
+            f"</title></head><body><h1>{html.escape(name)} failed at {html.escape(stage)}</h1>"
+            f"<p>{html.escape(_error_text(err))}</p><pre>{html.escape(tb)}</pre></body></html>\n")
+
+
+def _with_pdf(result: NotebookResult, browser: Any) -> NotebookResult:
+    pdf = result.out_dir / f"{result.name}.pdf"
+    started = time.perf_counter()
+    try:
+        html_to_pdf(result.html, pdf, browser)
+    except Exception as err:  # noqa: BLE001 - the HTML stays; the index says the PDF failed
+        return dataclasses.replace(result, ok=False, stage="pdf", error=_error_text(err),
+                                   seconds=result.seconds + time.perf_counter() - started)
+    return dataclasses.replace(result, pdf=pdf, seconds=result.seconds + time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------------
+# scenario summary and index
+
+
+def _resolve_scenario(scenario: str | PathLike) -> Path:
+    from tomlib.scenario import default_scenario_path
+
+    return Path(default_scenario_path(scenario)).resolve()
+
+
+def scenario_summary(path: str | PathLike) -> dict[str, Any]:
+    """What the index says about a scenario.
+
+    Parameters
+    ----------
+    path : path
+        Scenario YAML file.
+
+    Returns
+    -------
+    dict
+        ``name``, ``digest`` (first 12 hex digits of ``Scenario.digest()``, the digest of the
+        validated settings), ``first_date``, ``last_date`` (ISO), ``gsp_groups`` (list),
+        ``n_import_mpans`` (import MPANs the scenario asks for), ``n_mpans`` (None here: the market
+        notebook records the count with export MPANs) and ``source`` (the file path).
+    """
+    from tomlib.scenario import load_scenario
+
+    scn = load_scenario(Path(path))
+    return {
+        "name": scn.name,
+        "digest": scn.digest()[:12],
+        "first_date": f"{scn.first_date:%Y-%m-%d}",
+        "last_date": f"{scn.last_date:%Y-%m-%d}",
+        "gsp_groups": [str(g) for g in scn.gsp_groups],
+        "n_import_mpans": int(scn.n_mpans),
+        "n_mpans": None,
+        "source": str(path),
+    }
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 960px;
+       color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.ok { color: #146c2e; font-weight: bold; }
+.failed { color: #b00020; font-weight: bold; }
+code, pre { font-family: ui-monospace, monospace; font-size: 90%; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+"""
+
+
+def _figure(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, str):
+        return value
+    text = json.dumps(value, separators=(", ", ": "))
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _link(path: Path | None, base: Path, label: str) -> str:
+    if path is None:
+        return ""
+    return f'<a href="{html.escape(path.relative_to(base).as_posix())}">{html.escape(label)}</a>'
+
+
+def render_index(result: ReportResult) -> str:
+    """The self-contained index page (no scripts, no external resources) of a report run."""
+    s, base = result.scenario, result.out_dir
+    e = html.escape
+    rows = [
+        ("scenario", s.get("name")), ("settings digest (sha256, first 12)", s.get("digest")),
+        ("settlement dates", f"{s.get('first_date')} .. {s.get('last_date')}"),
+        ("GSP groups", ", ".join(s.get("gsp_groups", []))),
+        ("MPANs", (f"{_figure(s['n_mpans'])} (import and export)" if s.get("n_mpans") is not None
+                   else "not counted (the market notebook did not run)")),
+        ("import MPANs in the scenario", _figure(s.get("n_import_mpans"))),
+        ("scenario file", s.get("source")),
+    ]
+    parts = [
+        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+        f"<title>tomlib reports: {e(str(s.get('name')))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>tomlib reports: scenario {e(str(s.get('name')))}</h1>",
+        "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows) + "</table>",
+        f"<p>Notebooks: {len(result.notebooks)}, failed: {len(result.failed)}; run time {result.seconds:.0f} s.</p>",
+        ("<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>time [s]</th><th>report</th>"
+         "<th>PDF</th><th>dashboard</th><th>notebook</th></tr>"),
+    ]
+    for nb in result.notebooks:
+        status = ("<span class='ok'>ok</span>" if nb.ok else
+                  f"<span class='failed'>FAILED</span> at {e(nb.stage or '')}")
+        parts.append(
+            f"<tr><td><a href='#{e(nb.name)}'>{e(nb.name)}</a></td><td>{status}</td>"
+            f"<td class='num'>{nb.seconds:.1f}</td>"
+            f"<td>{_link(nb.html, base, 'HTML') or _link(nb.failed_html, base, 'FAILED.html')}</td>"
+            f"<td>{_link(nb.pdf, base, 'PDF')}</td><td>{_link(nb.dashboard, base, 'dashboard')}</td>"
+            f"<td>{_link(nb.notebook, base, 'ipynb')}</td></tr>")
+    parts.append("</table>")
+    for nb in result.notebooks:
+        parts.append(f"<h2 id='{e(nb.name)}'>{e(nb.name)}</h2>")
+        if not nb.ok:
+            parts.append(
+                f"<p class='failed'>FAILED at {e(nb.stage or '')}"
+                + (f", cell <code>{e(nb.cell)}</code>" if nb.cell else "") + "</p>"
+                f"<pre>{e(nb.error or '')}</pre>"
+                + (f"<p>Details: {_link(nb.failed_html, base, nb.failed_html.name)}</p>" if nb.failed_html
+                   else ""))
+        if nb.records:
+            parts.append("<table><tr><th>key figure</th><th>value</th></tr>" + "".join(
+                f"<tr><td><code>{e(k)}</code></td><td class='num'>{e(_figure(v))}</td></tr>"
+                for k, v in nb.records.items()) + "</table>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _index_json(result: ReportResult) -> str:
+    def entry(nb: NotebookResult) -> dict[str, Any]:
+        d = dataclasses.asdict(nb)
+        return {k: (v.relative_to(result.out_dir).as_posix() if isinstance(v, Path) and k != "out_dir"
+                    else v) for k, v in d.items() if k != "out_dir"}
+
+    return json.dumps({"scenario": result.scenario, "ok": result.ok, "seconds": result.seconds,
+                       "notebooks": [entry(nb) for nb in result.notebooks]}, indent=2, default=str) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def run_reports(scenario: str | PathLike, notebooks: Sequence[str | PathLike] | None = None,
+                out_root: str | PathLike = "reports", market_path: str | PathLike | None = None,
+                max_workers: int = 2, pdf: bool = True, execution_timeout: int = 1800,
+                progress: bool = True) -> ReportResult:
+    """Run the notebooks for a scenario and write HTML, PDF, dashboards and an index.
+
+    Parameters
+    ----------
+    scenario : str or path
+        Scenario name in ``datasets/scenarios`` (e.g. ``"demo"``) or a YAML file.
+    notebooks : sequence of str or path, optional
+        Notebook names (``"market_overview"``) or paths; None runs every notebook in ``notebooks/``.
+    out_root : path
+        Reports folder; output goes to ``<out_root>/<scenario name>/``.
+    market_path : path, optional
+        A saved market store passed to each notebook; None lets each notebook generate the market.
+    max_workers : int
+        Notebooks executed at once (each in its own kernel process). 2 suits a 2-core machine.
+    pdf : bool
+        Print each HTML report to PDF with Chromium (needs ``chromium``; see :func:`find_chromium`).
+    execution_timeout : int
+        Limit per notebook cell [s].
+    progress : bool
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    ReportResult
+        Per-notebook outcome; ``result.ok`` is False (and ``result.exit_code`` 1) if any failed.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the scenario or a notebook does not exist.
+    RuntimeError
+        If ``pdf`` is True and no Chromium is found (before anything runs).
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    scenario_path = _resolve_scenario(scenario)
+    summary = scenario_summary(scenario_path)
+    paths = _resolve_notebooks(notebooks)
+    if pdf and find_chromium() is None:
+        raise RuntimeError("PDF export needs Chromium: apt-get install chromium, or set TOMLIB_CHROMIUM, "
+                           "or pass pdf=False (tom report --no-pdf)")
+    out_dir = Path(out_root).resolve() / summary["name"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    market = str(Path(market_path).resolve()) if market_path is not None else None
+
+    results: dict[str, NotebookResult] = {}
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, max_workers),
+                                                      thread_name_prefix="tomlib-report"))
+        bar = stack.enter_context(tqdm(total=len(paths), desc=f"reports {summary['name']}", unit="notebook",
+                                       disable=not progress))
+        futures = {
+            pool.submit(_execute_one, p, out_dir / p.stem,
+                        {"scenario": str(scenario_path), "market_path": market,
+                         "output_dir": str(out_dir / p.stem)}, execution_timeout): p.stem
+            for p in paths
+        }
+        browser = None
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                res = future.result()
+            except Exception as err:  # noqa: BLE001 - a defect of ours must not hide the other notebooks
+                res = NotebookResult(name=name, ok=False, out_dir=out_dir / name, stage="execute",
+                                     error=_error_text(err))
+            if pdf and res.ok:
+                if browser is None:
+                    browser = stack.enter_context(_launch())
+                res = _with_pdf(res, browser)
+            results[res.name] = res
+            bar.set_postfix_str(f"{res.name} {'ok' if res.ok else 'FAILED'}")
+            bar.update()
+
+    result = ReportResult(scenario=summary, out_dir=out_dir, index_path=out_dir / "index.html",
+                          notebooks=tuple(results[p.stem] for p in paths),
+                          seconds=time.perf_counter() - started)
+    # the market notebook counts the MPANs of the market itself, export MPANs included
+    counted = next((nb.records["n_mpans"] for nb in result.notebooks if "n_mpans" in nb.records), None)
+    result = dataclasses.replace(result, scenario={**result.scenario, "n_mpans": counted})
+    _atomic_write_text(out_dir / "index.json", _index_json(result))
+    _atomic_write_text(result.index_path, render_index(result))
+    return result
