@@ -149,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("bench", help="measure throughput and peak memory; writes JSON and a table")
-    p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000],
-                   help="market sizes in MPANs (one settlement day each)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000],
+                   help="input sizes in MPAN-days (a week of settlement days each)")
     p.add_argument("--out", default=str(REPORTS_ROOT / "bench" / "bench.json"))
     p.set_defaults(func=_cmd_bench)
     return parser
