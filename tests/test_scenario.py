@@ -207,7 +207,7 @@ BAD = [
     ("syntax_error", _sub("gsp_groups: [_C, _P]", "gsp_groups: [_C, _P"),
      "bad.yaml: line 19, column 1: invalid YAML"),
     ("bad_indent", _sub("  household_noise: 0.15", " household_noise: 0.15"),
-     "bad.yaml: line 47, column"),
+     f"bad.yaml: line {DEMO_TEXT.splitlines().index('  household_noise: 0.15     # relative sd of noise on household consumption [-]') + 2}, column"),
     ("empty", lambda t: "", "bad.yaml: the file is empty; expected a mapping of scenario settings"),
     ("comments_only", lambda t: "# nothing\n", "bad.yaml: the file is empty"),
     ("top_level_list", lambda t: "- 1\n- 2\n", "bad.yaml: expected a mapping of scenario settings at the top level"),

@@ -154,12 +154,74 @@ class RetrievalSettings:
         Share of smart MPANs with a communications fault (no remote retrieval) [-].
     late_data_share : float
         Share of retrieved days that arrive late, after the next working day [-].
+    comms_spell_mean_days : float
+        Mean length of a communications-failure spell (geometric) [days].
+    negative_spike_rate : float
+        Share of retrieved import periods carrying a negative spike (a fault validation must catch) [-].
+    zero_run_rate : float
+        Share of retrieved MPAN-days with a run of zeros on an energised meter [-].
+    duplicate_rate : float
+        Share of retrieved periods delivered twice with different values [-].
     """
 
     success_rate: float
     retry_days: int
     comms_failure_rate: float
     late_data_share: float
+    comms_spell_mean_days: float
+    negative_spike_rate: float
+    zero_run_rate: float
+    duplicate_rate: float
+
+
+@dataclass(frozen=True)
+class MeteringSettings:
+    """Meters of the smart segment (used by the Metering Service).
+
+    Attributes
+    ----------
+    dcc_share : float
+        Share of smart-segment import MPANs with a DCC-enrolled smart meter (half-hourly data) [-].
+    smart_traditional_share : float
+        Share of smart meters working in traditional mode (read by hand) [-].
+    exchange_share : float
+        Share of MPANs whose meter is exchanged inside the scenario's days [-].
+    near_rollover_share : float
+        Share of registers starting close to their last value, so they roll over [-].
+    """
+
+    dcc_share: float
+    smart_traditional_share: float
+    exchange_share: float
+    near_rollover_share: float
+
+
+@dataclass(frozen=True)
+class MeterReadingSettings:
+    """Reads of non-smart meters (used by the Meter Reading Service).
+
+    Attributes
+    ----------
+    site_visit_interval_days : float
+        Days between site visits by the meter reader [days].
+    customer_read_share : float
+        Share of hand-read MPANs whose customer sends their own reads [-].
+    customer_read_interval_days : float
+        Days between customer own reads [days].
+    deemed_read_daily_rate : float
+        Daily probability of a deemed read (change of supplier, dispute) [-].
+    transposed_rate_customer : float
+        Share of customer reads with two digits transposed [-].
+    out_of_order_rate : float
+        Share of reads delivered after a later read of the same register [-].
+    """
+
+    site_visit_interval_days: float
+    customer_read_share: float
+    customer_read_interval_days: float
+    deemed_read_daily_rate: float
+    transposed_rate_customer: float
+    out_of_order_rate: float
 
 
 @dataclass(frozen=True)
@@ -240,6 +302,8 @@ class Scenario:
     timetable : str
         Run timetable preset, ``"mhhs"`` or ``"legacy"``.
     retrieval : RetrievalSettings
+    metering : MeteringSettings
+    meter_reading : MeterReadingSettings
     market : MarketSettings
     description : str
         Free text ("" if not given).
@@ -258,6 +322,8 @@ class Scenario:
     suppliers: tuple[Supplier, ...]
     timetable: str
     retrieval: RetrievalSettings
+    metering: MeteringSettings
+    meter_reading: MeterReadingSettings
     market: MarketSettings
     description: str = ""
     source: str = field(default="<dict>", compare=False, repr=False)
@@ -451,8 +517,36 @@ _RETRIEVAL = sch.Section(
         "retry_days": sch.Integer(0),
         "comms_failure_rate": sch.FRACTION,
         "late_data_share": sch.FRACTION,
+        "comms_spell_mean_days": sch.Number(0.0, lo_open=True),
+        "negative_spike_rate": sch.FRACTION,
+        "zero_run_rate": sch.FRACTION,
+        "duplicate_rate": sch.FRACTION,
     },
     "smart data retrieval settings",
+)
+
+_METERING = sch.Section(
+    MeteringSettings,
+    {
+        "dcc_share": sch.FRACTION,
+        "smart_traditional_share": sch.FRACTION,
+        "exchange_share": sch.FRACTION,
+        "near_rollover_share": sch.FRACTION,
+    },
+    "smart segment metering settings",
+)
+
+_METER_READING = sch.Section(
+    MeterReadingSettings,
+    {
+        "site_visit_interval_days": sch.Number(0.0, lo_open=True),
+        "customer_read_share": sch.FRACTION,
+        "customer_read_interval_days": sch.Number(0.0, lo_open=True),
+        "deemed_read_daily_rate": sch.FRACTION,
+        "transposed_rate_customer": sch.FRACTION,
+        "out_of_order_rate": sch.FRACTION,
+    },
+    "non-smart meter reading settings",
 )
 
 _MARKET = sch.Section(
@@ -478,7 +572,12 @@ _MARKET = sch.Section(
 )
 
 #: Service sections of a scenario, in file order; later issues append theirs here.
-_SECTIONS: dict[str, sch.Section] = {"retrieval": _RETRIEVAL, "market": _MARKET}
+_SECTIONS: dict[str, sch.Section] = {
+    "retrieval": _RETRIEVAL,
+    "metering": _METERING,
+    "meter_reading": _METER_READING,
+    "market": _MARKET,
+}
 
 _SCENARIO = sch.Section(
     Scenario,

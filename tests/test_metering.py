@@ -1,0 +1,322 @@
+"""Tests of tomlib.services.metering: SSC/TPR extract, TPR activity on clock-change days, MTDs,
+true registers (continuity, rollover), meter exchanges, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from tomlib import calendar as cal
+from tomlib import cube
+from tomlib import mpan as mpan_mod
+from tomlib.market import Market
+from tomlib.services import metering as me
+
+SHORT_DAY = "2026-03-29"  # 46 periods
+LONG_DAY = "2026-10-25"  # 50 periods
+
+
+def make_market(first, last, n=6, *, kwh=0.5, export=0, seed=7, pclass=None, domestic=True):
+    """A hand-made market: n smart import MPANs with constant energy [kWh per period], plus
+    ``export`` export MPANs linked to the first imports."""
+    times = cal.time_axis(first, last)
+    cores = mpan_mod.generate_cores(["_C"] * (n + export), np.random.default_rng(seed)).astype(str)
+    energy = np.full((n + export, len(times)), float(kwh))
+    linked = np.full(n + export, "", dtype=object)
+    linked[:export] = cores[n:]
+    linked[n:] = cores[:export]
+    standing = pd.DataFrame(
+        {
+            "gsp_group": "_C",
+            "market_segment": "S",
+            "connection_type": "W",
+            "domestic": domestic,
+            "supplier": "ALFA",
+            "bm_unit": "2__CALFA001",
+            "llfc": "001",
+            "measurement_quantity": ["AI"] * n + ["AE"] * export,
+            "annual_consumption": 3000.0,
+            "profile_class": [1 if pclass is None else pclass] * n + [0] * export,
+            "linked_mpan": linked.astype(str),
+        },
+        index=pd.Index(cores, name="mpan"),
+    )
+    meters = cube.meter_cube(energy, times, cores, standing)
+    empty = xr.DataArray(np.zeros((0, len(times))), dims=("gsp_group", "time"))
+    return Market(
+        scenario_name="hand",
+        seed=seed,
+        meters=meters,
+        line_loss_factors=empty,
+        unaccounted_energy=empty,
+        gsp_group_take=empty,
+    )
+
+
+# --------------------------------------------------------------------------------- reference extract
+
+
+def test_extract_tables_load_and_link():
+    ssc = me.ssc_configurations()
+    req = me.measurement_requirements()
+    tpr = me.time_pattern_regimes()
+    ci = me.clock_intervals()
+    assert {"0393", "0151", "0154", "0244", "0972", "0132", "0997", "0498"} == set(ssc.index)
+    assert set(req["ssc"]) == set(ssc.index)
+    assert set(req["tpr"]) == set(tpr.index)
+    assert set(ci["tpr"]) == set(tpr.index)
+    # README golden: E7 0151 -> 00043 + 00210, 00210 runs 00:30-07:30 GMT every day.
+    assert me.ssc_registers("0151") == ["00043", "00210"]
+    assert tpr.loc["00210", "gmt_indicator"] == "Y"
+    rows = ci[ci["tpr"] == "00210"]
+    assert len(rows) == 7 and set(rows["start_time"]) == {"00:30"} and set(rows["end_time"]) == {"07:30"}
+
+
+def test_unknown_ssc_and_tpr_raise():
+    with pytest.raises(ValueError, match="SSC '9999' is not in"):
+        me.ssc_registers("9999")
+    with pytest.raises(ValueError, match="TPR '99999'"):
+        me.tpr_active(["99999"], cal.time_axis("2026-01-05", "2026-01-05"))
+
+
+@pytest.mark.parametrize("ssc", ["0151", "0154", "0244", "0972", "0132", "0997"])
+def test_multi_register_sscs_partition_a_leap_year(ssc):
+    times = cal.time_axis("2024-01-01", "2024-12-31")
+    active = me.tpr_active(me.ssc_registers(ssc), times)
+    assert (active.sum(axis=0) == 1).all()
+
+
+def test_gmt_tpr_is_fixed_in_utc_and_local_tpr_moves_with_bst():
+    winter = pd.DatetimeIndex(
+        ["2026-01-15 00:00", "2026-01-15 00:30", "2026-01-15 07:00", "2026-01-15 07:30"]
+    )
+    summer = pd.DatetimeIndex(
+        ["2026-06-15 00:00", "2026-06-15 00:30", "2026-06-15 07:00", "2026-06-15 07:30"]
+    )
+    # 00210 (GMT): 00:30-07:30 UTC whatever the season.
+    assert me.tpr_active(["00210"], winter)[0].tolist() == [False, True, True, False]
+    assert me.tpr_active(["00210"], summer)[0].tolist() == [False, True, True, False]
+    # 00221 (local): night 23:30-06:30 local -> in BST 22:30-05:30 UTC.
+    t = pd.DatetimeIndex(["2026-06-15 22:00", "2026-06-15 22:30", "2026-06-15 05:00", "2026-06-15 05:30"])
+    assert me.tpr_active(["00221"], t)[0].tolist() == [False, True, True, False]
+    t = pd.DatetimeIndex(["2026-01-15 23:00", "2026-01-15 23:30", "2026-01-15 06:00", "2026-01-15 06:30"])
+    assert me.tpr_active(["00221"], t)[0].tolist() == [False, True, True, False]
+
+
+@pytest.mark.parametrize(
+    "day, n, night_local, night_gmt",
+    [
+        (SHORT_DAY, 46, 12, 14),  # local 01:00-02:00 does not exist
+        ("2026-03-30", 48, 14, 14),
+        (LONG_DAY, 50, 16, 14),  # local 01:00-02:00 happens twice
+    ],
+)
+def test_tpr_periods_on_clock_change_days(day, n, night_local, night_gmt):
+    times = cal.period_starts(day)
+    assert len(times) == n
+    local = me.tpr_active(["00039", "00221"], times).sum(axis=1)
+    gmt = me.tpr_active(["00043", "00210"], times).sum(axis=1)
+    assert local.tolist() == [n - night_local, night_local]
+    assert gmt.tolist() == [n - night_gmt, night_gmt]
+
+
+def test_day_of_week_and_seasonal_date_ranges():
+    sat = cal.period_starts("2026-01-10")  # a Saturday (GMT = local in January)
+    mon = cal.period_starts("2026-01-12")
+    assert me.tpr_active(["00503"], sat)[0].sum() == 12  # Saturday 10:00-16:00
+    assert me.tpr_active(["00503"], mon)[0].sum() == 0
+    # 0132: 00234 is a December-January peak, 00236 February-November (incl. 29 February).
+    assert me.tpr_active(["00234"], cal.period_starts("2024-01-10"))[0].sum() == 25
+    assert me.tpr_active(["00236"], cal.period_starts("2024-02-29"))[0].sum() == 25
+    assert me.tpr_active(["00234"], cal.period_starts("2024-02-29"))[0].sum() == 0
+
+
+# --------------------------------------------------------------------------------- MTDs and registers
+
+
+def test_meters_and_registers_tables():
+    market = make_market("2026-03-28", "2026-03-30", n=40, export=3)
+    m = me.build_metering(market)
+    assert m.attrs["n_mpans"] == 43
+    meters, regs = m.meters, m.registers
+    assert meters["meter_id"].is_unique
+    assert meters["meter_id"].str.len().max() <= 10
+    assert set(meters["meter_type"]) <= {"smart", "traditional"}
+    assert (meters.loc[meters["dcc_enrolled"], "meter_type"] == "smart").all()
+    # Export MPANs and their linked imports are DCC smart meters with the export SSC.
+    exp = meters["measurement_quantity"] == "AE"
+    assert (
+        exp.sum() == 3 and meters.loc[exp, "dcc_enrolled"].all() and (meters.loc[exp, "ssc"] == "0498").all()
+    )
+    linked = market.meters["linked_mpan"].to_numpy().astype(str) != ""
+    linked_mpans = market.meters["mpan"].to_numpy().astype(str)[linked]
+    assert meters.loc[meters["mpan"].isin(linked_mpans), "dcc_enrolled"].all()
+    # One register per TPR of the meter's SSC, ids 01.., same digits as the meter.
+    for row in meters.itertuples():
+        r = regs[(regs["mpan"] == row.mpan) & (regs["meter_id"] == row.meter_id)]
+        assert r["tpr"].tolist() == me.ssc_registers(row.ssc)
+        assert r["register_id"].tolist() == [f"{k:02d}" for k in range(1, len(r) + 1)]
+        assert (r["digits"] == row.digits).all()
+    assert (meters["installed_at"] < market.meters["time"].values[0]).sum() == len(meters) - len(m.exchanges)
+    assert set(m.dcc_mpans).isdisjoint(m.read_mpans)
+
+
+def test_register_advances_add_up_to_true_energy_on_46_and_50_period_days():
+    for first, last in ((SHORT_DAY, SHORT_DAY), (LONG_DAY, LONG_DAY)):
+        market = make_market(first, last, n=30, seed=3)
+        config = me.MeteringConfig(
+            ssc_mix_domestic=(("0151", 0.3), ("0154", 0.3), ("0997", 0.2), ("0393", 0.2)), exchange_share=0.0
+        )
+        m = me.build_metering(market, config)
+        n_t = market.meters.sizes["time"]
+        per_mpan = pd.Series(m.cumulative.values[:, -1]).groupby(m.cumulative["slot_mpan"].values).sum()
+        np.testing.assert_allclose(per_mpan.to_numpy(), 0.5 * n_t)
+        # Local E7 night register 00221 on the short / long day: 12 / 16 half hours of 0.5 kWh.
+        night = m.registers["tpr"] == "00221"
+        if night.any():
+            slot = m.registers.loc[night, "slot"].to_numpy()
+            expected = 0.5 * (12 if n_t == 46 else 16)
+            np.testing.assert_allclose(m.cumulative.values[slot, -1], expected)
+
+
+def test_rollover_within_window():
+    market = make_market("2026-03-28", "2026-03-30", n=8, kwh=1.0)
+    m = me.build_metering(
+        market,
+        me.MeteringConfig(near_rollover_share=1.0, exchange_share=0.0, ssc_mix_domestic=(("0393", 1.0),)),
+    )
+    assert m.attrs["n_near_rollover"] == 8
+    rows = np.arange(len(m.registers))
+    b = m.boundaries
+    start = m.true_value(rows, np.full(rows.size, b[0]))
+    end = m.true_value(rows, np.full(rows.size, b[-1]))
+    digits = m.registers["digits"].to_numpy()
+    assert (start < 10.0**digits).all() and (end > 10.0**digits).all()
+    shown_start, w0 = m.displayed(rows, start)
+    shown_end, w1 = m.displayed(rows, end)
+    assert (w0 == 0).all() and (w1 == 1).all()
+    assert (shown_end < shown_start).all() and (shown_end < 10.0**digits).all()
+    # The wrapped advance recovers the true one (to whole kWh).
+    adv = shown_end + 10.0**digits - shown_start
+    assert np.all(np.abs(adv - (end - start)) <= 1.0)
+
+
+def test_displayed_hand_case():
+    market = make_market("2026-03-30", "2026-03-30", n=1)
+    m = me.build_metering(
+        market, me.MeteringConfig(digits=((5, 1.0),), exchange_share=0.0, near_rollover_share=0.0)
+    )
+    m.registers.loc[0, "true_start_value"] = 99_990.7
+    shown, wraps = m.displayed([0, 0, 0], [99_990.7, 99_999.99, 100_012.2])
+    assert shown.tolist() == [99_990.0, 99_999.0, 12.0]
+    assert wraps.tolist() == [0, 0, 1]
+
+
+def test_meter_exchange_continuity_and_reads():
+    market = make_market("2026-03-28", "2026-03-30", n=10, kwh=0.25, seed=11)
+    config = me.MeteringConfig(exchange_share=1.0, ssc_mix_domestic=(("0151", 0.5), ("0393", 0.5)))
+    m = me.build_metering(market, config)
+    ex = m.exchanges
+    assert len(ex) == 10
+    b = m.boundaries
+    assert ((ex["exchanged_at"] > b[0]) & (ex["exchanged_at"] < b[-1])).all()
+    meters = m.meters.set_index("meter_id")
+    assert (meters.loc[ex["old_meter_id"], "removed_at"].to_numpy() == ex["exchanged_at"].to_numpy()).all()
+    assert (meters.loc[ex["new_meter_id"], "installed_at"].to_numpy() == ex["exchanged_at"].to_numpy()).all()
+    assert meters.loc[ex["new_meter_id"], "removed_at"].isna().all()
+    old = meters.loc[ex["old_meter_id"]]
+    new = meters.loc[ex["new_meter_id"]]
+    assert (old["ssc"].to_numpy() == new["ssc"].to_numpy()).all()
+    assert (old["dcc_enrolled"].to_numpy() == new["dcc_enrolled"].to_numpy()).all()
+    # Removal read + installation read per register; the two advances add up to the MPAN's energy.
+    reads = m.exchange_reads
+    assert set(reads["read_type"]) == {"removal", "installation"}
+    assert (reads.loc[reads["read_type"] == "installation", "value"] < config.new_meter_max_kwh).all()
+    assert (reads["available_at"] > reads["read_at"]).all()
+    regs = m.registers
+    for e in ex.itertuples():
+        o = np.flatnonzero((regs["meter_id"] == e.old_meter_id).to_numpy())
+        nw = np.flatnonzero((regs["meter_id"] == e.new_meter_id).to_numpy())
+        assert regs["slot"].to_numpy()[o].tolist() == regs["slot"].to_numpy()[nw].tolist()
+        adv_old = m.true_value(o, [e.exchanged_at] * o.size) - m.true_value(o, [b[0]] * o.size)
+        adv_new = m.true_value(nw, [b[-1]] * nw.size) - m.true_value(nw, [e.exchanged_at] * nw.size)
+        n_t = market.meters.sizes["time"]
+        assert np.isclose((adv_old + adv_new).sum(), 0.25 * n_t)
+        rem = reads[(reads["meter_id"] == e.old_meter_id)]
+        assert rem["value"].tolist() == m.displayed(o, m.true_value(o, [e.exchanged_at] * o.size))[0].tolist()
+    # Register rows in service: old meter before, new meter at and after the exchange.
+    e = ex.iloc[0]
+    ev, rows = m.rows_in_service([e.mpan, e.mpan], [b[0], e.exchanged_at])
+    got = regs["meter_id"].to_numpy()[rows]
+    assert set(got[ev == 0]) == {e.old_meter_id} and set(got[ev == 1]) == {e.new_meter_id}
+
+
+def test_true_value_needs_period_boundaries():
+    market = make_market("2026-03-30", "2026-03-30", n=1)
+    m = me.build_metering(market, me.MeteringConfig(exchange_share=0.0))
+    with pytest.raises(ValueError, match="is not a period boundary"):
+        m.true_value([0], [pd.Timestamp("2026-03-30 10:15")])
+    with pytest.raises(ValueError, match="is not a period boundary"):
+        m.true_value([0], [pd.Timestamp("2026-04-02")])
+
+
+def test_deterministic_and_seed_sensitive():
+    market = make_market("2026-03-28", "2026-03-30", n=25)
+    a = me.build_metering(market, me.MeteringConfig(exchange_share=0.2))
+    b = me.build_metering(market, me.MeteringConfig(exchange_share=0.2))
+    pd.testing.assert_frame_equal(a.meters, b.meters)
+    pd.testing.assert_frame_equal(a.registers, b.registers)
+    pd.testing.assert_frame_equal(a.exchange_reads, b.exchange_reads)
+    c = me.build_metering(market, me.MeteringConfig(exchange_share=0.2), seed=8)
+    assert not a.meters["meter_id"].equals(c.meters["meter_id"])
+
+
+def test_config_validation_and_scenario_overrides():
+    with pytest.raises(ValueError, match="dcc_share must be within"):
+        me.MeteringConfig(dcc_share=1.2)
+    with pytest.raises(ValueError, match="sum to 1"):
+        me.MeteringConfig(ssc_mix_domestic=(("0393", 0.5),))
+    with pytest.raises(ValueError, match="dcc_share \\+ smart_traditional_share"):
+        me.MeteringConfig(dcc_share=0.8, smart_traditional_share=0.3)
+
+    class Section:
+        dcc_share = 0.5
+
+    class Scen:
+        metering = Section()
+
+    assert me.MeteringConfig.from_scenario(Scen()).dcc_share == 0.5
+    # YAML-style mappings and lists become the declared tuples.
+    c = me.MeteringConfig(
+        ssc_mix_domestic={"0393": 0.7, "0151": 0.3}, digits=[[5, 1.0]], exchange_read_delay_hours=[1, 2]
+    )
+    assert c.ssc_mix_domestic == (("0393", 0.7), ("0151", 0.3)) and c.digits == ((5, 1.0),)
+    assert c.exchange_read_delay_hours == (1, 2)
+    with pytest.raises(ValueError, match="digits: expected a list or mapping"):
+        me.MeteringConfig(digits=5)
+    assert me.MeteringConfig.from_scenario(None).dcc_share == me.MeteringConfig().dcc_share
+    assert me.MeteringConfig.from_scenario(Scen(), dcc_share=0.1).dcc_share == 0.1
+
+
+def test_shares_of_meter_types_follow_config():
+    market = make_market("2026-03-30", "2026-03-30", n=2000, seed=5)
+    m = me.build_metering(
+        market, me.MeteringConfig(dcc_share=0.6, smart_traditional_share=0.1, exchange_share=0.0)
+    )
+    mt = m.meters
+    assert abs(mt["dcc_enrolled"].mean() - 0.6) < 0.04
+    assert abs(((mt["meter_type"] == "smart") & ~mt["dcc_enrolled"]).mean() - 0.1) < 0.03
+
+
+def test_non_smart_segment_mpans_are_ignored_and_bad_energy_refused():
+    market = make_market("2026-03-30", "2026-03-30", n=4)
+    seg = market.meters["market_segment"].values.copy()
+    seg[0] = "A"
+    market.meters = market.meters.assign_coords(market_segment=("mpan", seg))
+    m = me.build_metering(market)
+    assert m.attrs["n_mpans"] == 3
+    market.meters["energy"][1, 3] = -1.0
+    with pytest.raises(ValueError, match="negative"):
+        me.build_metering(market)
