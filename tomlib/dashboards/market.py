@@ -398,6 +398,10 @@ class MarketDashboard(pn.viewable.Viewer):
         days = self._days
         lines = hv.VLines(list(days["start"]) + [days["end"].iloc[-1]]).opts(
             color="grey", line_dash="dashed", line_width=1)
+        # Over more than a few days one label per day overlaps; the clock-change days are the ones a
+        # reader looks for, so only they are labelled then.
+        if len(days) > 4:
+            days = days[days["n_periods"] != 48]
         mids = days["start"] + (days["end"] - days["start"]) / 2
         text = [f"{d:%d %b}: {n} SP" for d, n in zip(days.index, days["n_periods"])]
         labels = hv.Labels((mids, np.full(len(days), top), text), ["time", "kWh"], "text").opts(
