@@ -175,6 +175,37 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class RegistrationSettings:
+    """Registration changes inside the scenario's days (used by ``tomlib.registration``).
+
+    Attributes
+    ----------
+    change_of_supplier_rate : float
+        Daily probability that an MPAN changes supplier [-].
+    llfc_change_rate : float
+        Daily probability that an MPAN's line loss factor class changes [-].
+    deenergisation_rate : float
+        Daily probability that an MPAN is de-energised [-].
+    late_notification_share : float
+        Share of changes notified after they take effect [-].
+    late_notification_max_days : float
+        Longest delay of a late notification [days].
+    notice_days : float
+        Notice given ahead of a change notified on time [days].
+    initial_notice_days : float
+        How long before the first settlement day the starting registrations were notified [days].
+    """
+
+    change_of_supplier_rate: float
+    llfc_change_rate: float
+    deenergisation_rate: float
+    late_notification_share: float
+    late_notification_max_days: float
+    notice_days: float
+    initial_notice_days: float
+
+
+@dataclass(frozen=True)
 class MeteringSettings:
     """Meters of the smart segment (used by the Metering Service).
 
@@ -304,6 +335,7 @@ class Scenario:
     retrieval : RetrievalSettings
     metering : MeteringSettings
     meter_reading : MeterReadingSettings
+    registration : RegistrationSettings
     market : MarketSettings
     description : str
         Free text ("" if not given).
@@ -324,6 +356,7 @@ class Scenario:
     retrieval: RetrievalSettings
     metering: MeteringSettings
     meter_reading: MeterReadingSettings
+    registration: RegistrationSettings
     market: MarketSettings
     description: str = ""
     source: str = field(default="<dict>", compare=False, repr=False)
@@ -525,6 +558,20 @@ _RETRIEVAL = sch.Section(
     "smart data retrieval settings",
 )
 
+_REGISTRATION = sch.Section(
+    RegistrationSettings,
+    {
+        "change_of_supplier_rate": sch.FRACTION,
+        "llfc_change_rate": sch.FRACTION,
+        "deenergisation_rate": sch.FRACTION,
+        "late_notification_share": sch.FRACTION,
+        "late_notification_max_days": sch.Number(0.0),
+        "notice_days": sch.Number(0.0),
+        "initial_notice_days": sch.Number(0.0),
+    },
+    "registration change settings",
+)
+
 _METERING = sch.Section(
     MeteringSettings,
     {
@@ -576,6 +623,7 @@ _SECTIONS: dict[str, sch.Section] = {
     "retrieval": _RETRIEVAL,
     "metering": _METERING,
     "meter_reading": _METER_READING,
+    "registration": _REGISTRATION,
     "market": _MARKET,
 }
 
