@@ -1,0 +1,204 @@
+"""Load shapes and estimation steps of the smart processing service, on hand-made cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tomlib import calendar as cal
+from tomlib.services import processing_estimation as pe
+
+
+def _standing(n, gsp="_C", domestic=True, mq="AI"):
+    return pd.DataFrame({"gsp_group": gsp, "connection_type": "W", "market_segment": "S", "domestic": domestic,
+                         "measurement_quantity": mq}, index=range(n))
+
+
+def test_category_labels():
+    st_ = pd.concat([_standing(1), _standing(1, "_P", False, "AE")], ignore_index=True)
+    assert pe.category_labels(st_).tolist() == ["_C|W|S|D|AI", "_P|W|S|N|AE"]
+
+
+def test_shape_advance_golden_case_of_the_domain_notes():
+    # mhhs-domain.md §5: advance 10 kWh over LS [0.1, 0.3, 0.6] -> [1, 3, 6]
+    assert pe.shape_advance(10.0, [0.1, 0.3, 0.6]) == pytest.approx([1.0, 3.0, 6.0])
+
+
+def test_shape_advance_flat_when_the_shape_is_zero():
+    assert pe.shape_advance(6.0, [0.0, 0.0, 0.0]) == pytest.approx([2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="no periods"):
+        pe.shape_advance(1.0, [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(advance=st.floats(0, 1e5), weights=st.lists(st.floats(0, 10), min_size=1, max_size=60))
+def test_shaping_conserves_energy(advance, weights):
+    out = pe.shape_advance(advance, weights)
+    assert out.sum() == pytest.approx(advance, rel=1e-9, abs=1e-9)
+    assert (out >= 0).all()
+
+
+def test_interim_shape_is_the_mean_of_actual_data_only():
+    # mhhs-domain.md §5: three actual MPANs 0.2, 0.3, 0.4 and one estimated 0.9 -> LS = 0.3
+    times = cal.time_axis("2026-03-23", "2026-03-23")
+    e = np.array([[0.2], [0.3], [0.4], [0.9]]) * np.ones((1, len(times)))
+    valid = np.array([True, True, True, False])[:, None] * np.ones((1, len(times)), dtype=bool)
+    cat = np.full(4, "_C|W|S|D|AI")
+    ls = pe.interim_load_shapes(e, valid, cat, times, np.full(4, 3000.0), min_mpans=3)
+    assert ls.sel(category="_C|W|S|D|AI").values == pytest.approx(0.3)
+    assert not ls["default_shape"].any()
+    assert "interim" in ls.attrs["source"]
+    assert ls["annual_total"].values == pytest.approx(3000.0)
+
+
+def test_interim_shape_falls_back_to_the_national_category_then_to_a_profile():
+    times = cal.time_axis("2026-03-28", "2026-03-29")  # a 48- and the 46-period day
+    n_t = len(times)
+    cat = np.array(["_C|W|S|D|AI"] * 3 + ["_P|W|S|D|AI"] + ["_P|W|S|N|AI"])
+    e = np.full((5, n_t), 0.25)
+    valid = np.ones((5, n_t), dtype=bool)
+    valid[4] = False  # no actual data at all for the non-domestic category
+    ls = pe.interim_load_shapes(e, valid, cat, times, np.full(5, 2000.0), min_mpans=3)
+    assert (ls["shape_source"].sel(category="_C|W|S|D|AI") == 0).all()
+    assert (ls["shape_source"].sel(category="_P|W|S|D|AI") == 1).all()  # national: 4 MPANs
+    assert (ls["shape_source"].sel(category="_P|W|S|N|AI") == 3).all()  # profile class 3
+    assert ls["default_shape"].sel(category="_P|W|S|N|AI").all()
+    assert ls.sizes["time"] == 94 and np.isfinite(ls.values).all()
+
+
+def test_shape_ratio_is_shape_over_annual_total():
+    times = cal.time_axis("2026-03-23", "2026-03-23")
+    e = np.full((3, len(times)), 0.2)
+    valid = np.ones_like(e, dtype=bool)
+    cat = np.full(3, "_C|W|S|D|AI")
+    ls = pe.interim_load_shapes(e, valid, cat, times, np.array([1000.0, 2000.0, 3000.0]), min_mpans=1)
+    r = pe.shape_ratio(ls, cat, times)
+    assert r == pytest.approx(np.full((3, len(times)), 0.2 / 2000.0))
+    no_total = ls.drop_vars("annual_total")
+    assert pe.shape_ratio(no_total, cat, times, e, valid, [1000.0, 2000.0, 3000.0]) == pytest.approx(r)
+    with pytest.raises(ValueError, match="lack category"):
+        pe.shape_ratio(ls, ["_Z|W|S|D|AI"], times)
+
+
+def test_shaped_spans_subtract_known_energy_and_respect_the_register():
+    # one meter, two registers (alternate periods), 6 periods; the span covers all of them
+    active = np.array([[True, False] * 3, [False, True] * 3])
+    ratio = np.tile([1.0, 2.0, 1.0, 2.0, 1.0, 2.0], (2, 1))
+    known = np.full((2, 6), np.nan)
+    known[0, 0] = 1.5  # register 1 has an actual value in period 0
+    spans = pd.DataFrame({"register": [0, 1], "b1": [0, 0], "b2": [6, 6], "advance": [3.5, 6.0],
+                          "remote": [False, False]})
+    values, out, cell = pe.shaped_spans(spans, ratio, active, known)
+    assert out["status"].tolist() == ["shaped", "shaped"]
+    # register 1: 3.5 - 1.5 = 2 over periods 2 and 4 (equal shape)
+    assert values[0].tolist()[2] == pytest.approx(1.0) and values[0].tolist()[4] == pytest.approx(1.0)
+    assert np.isnan(values[0, [0, 1, 3, 5]]).all()
+    # register 2: 6 over periods 1, 3, 5
+    assert np.nansum(values[1]) == pytest.approx(6.0) and np.isnan(values[1, [0, 2, 4]]).all()
+    assert cell[1, 1] == 1 and cell[0, 0] == -1
+
+
+def test_shaped_spans_inconsistent_and_resolution():
+    active = np.ones((1, 4), dtype=bool)
+    known = np.array([[2.0, 2.0, np.nan, np.nan]])
+    base = pd.DataFrame({"register": [0], "b1": [0], "b2": [4], "remote": [False]})
+    # advance 3.4 < known 4: within the 1 kWh register resolution -> remainder 0
+    _, out, _ = pe.shaped_spans(base.assign(advance=3.4), np.ones((1, 4)), active, known)
+    assert out["status"].item() == "shaped" and out["remainder"].item() == 0.0
+    values, out, _ = pe.shaped_spans(base.assign(advance=2.0), np.ones((1, 4)), active, known)
+    assert out["status"].item() == "inconsistent" and np.isnan(values).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_shaped_spans_conserve_the_remainder(data):
+    n_t = data.draw(st.integers(2, 30))
+    cut = sorted(set(data.draw(st.lists(st.integers(0, n_t), min_size=2, max_size=5))))
+    if len(cut) < 2:
+        cut = [0, n_t]
+    ratio = np.array([data.draw(st.lists(st.floats(0, 5), min_size=n_t, max_size=n_t))])
+    active = np.array([data.draw(st.lists(st.booleans(), min_size=n_t, max_size=n_t))])
+    known = np.where(np.array([data.draw(st.lists(st.booleans(), min_size=n_t, max_size=n_t))]), 0.1, np.nan)
+    adv = data.draw(st.lists(st.floats(0, 100), min_size=len(cut) - 1, max_size=len(cut) - 1))
+    spans = pd.DataFrame({"register": 0, "b1": cut[:-1], "b2": cut[1:], "advance": adv, "remote": False})
+    values, out, cell = pe.shaped_spans(spans, ratio, active, known, resolution_kwh=0.0)
+    for i, row in out.iterrows():
+        sel = cell[0] == i
+        if row["status"] == "shaped":
+            assert values[0, sel].sum() == pytest.approx(row["remainder"], rel=1e-9, abs=1e-9)
+            assert (values[0, sel] >= 0).all()
+            known_in = np.nansum(np.where(active[0], known[0], np.nan)[row["b1"]:row["b2"]])
+            assert row["remainder"] == pytest.approx(row["advance"] - known_in)
+        else:
+            assert not sel.any()
+
+
+def test_span_of_cells():
+    cell = pe.span_of_cells(np.array([0, 0, 1]), np.array([0, 3, 1]), np.array([3, 5, 2]), 2, 6)
+    assert cell.tolist() == [[0, 0, 0, 1, 1, -1], [-1, 2, -1, -1, -1, -1]]
+
+
+def test_read_rate_history_uses_the_nearest_earlier_span():
+    # a 4-day span advancing 40 kWh over a flat shape, then nothing: 10 kWh per day afterwards
+    n_t = 6 * 48
+    ratio = np.full((1, n_t), 1.0 / (365 * 48))
+    active = np.ones((1, n_t), dtype=bool)
+    spans = pd.DataFrame({"register": [0], "b1": [0], "b2": [4 * 48], "advance": [40.0], "remote": [False]})
+    _, out, _ = pe.shaped_spans(spans, ratio, active, np.full((1, n_t), np.nan))
+    fill = np.zeros((1, n_t), dtype=bool)
+    fill[0, 4 * 48:] = True
+    days = np.arange(n_t + 1) / 48
+    est = pe.read_rate_history(out, ratio, active, fill, days, min_span_days=3)
+    assert est[0, 4 * 48:].sum() == pytest.approx(20.0)
+    assert np.isnan(est[0, : 4 * 48]).all()
+    assert np.isnan(pe.read_rate_history(out, ratio, active, fill, days, min_span_days=5)).all()
+
+
+def test_hh_history_same_day_type_on_46_and_50_period_days():
+    for first, last in (("2026-03-21", "2026-03-29"), ("2026-10-17", "2026-10-25")):
+        times = cal.time_axis(first, last)  # Sat .. Sun; the last Sunday has 46 / 50 periods
+        k = cal.local_clock_index(times)
+        e = (0.1 + 0.01 * k)[None, :].repeat(2, axis=0)
+        dates, _ = cal.from_utc(times)
+        valid = np.ones(e.shape, dtype=bool)
+        valid[:, dates == pd.Timestamp(last)] = False  # the clock-change Sunday is missing
+        est = pe.hh_history(e, valid, times, ["england_wales", "scotland"])
+        miss = dates == pd.Timestamp(last)
+        # the Sunday before has the same local half hours: the estimate is the same clock profile
+        assert est[:, miss] == pytest.approx(e[:, miss])
+        assert miss.sum() == cal.periods_in_day(pd.Timestamp(last))
+
+
+def test_hh_history_needs_same_day_type():
+    times = cal.time_axis("2026-03-23", "2026-03-28")  # Mon .. Sat
+    e = np.ones((1, len(times)))
+    valid = np.ones(e.shape, dtype=bool)
+    dates, _ = cal.from_utc(times)
+    valid[0, dates == pd.Timestamp("2026-03-28")] = False
+    est = pe.hh_history(e, valid, times, ["england_wales"])
+    assert np.isnan(est[0, dates == pd.Timestamp("2026-03-28")]).all()  # no other Saturday
+    assert (est[0, dates == pd.Timestamp("2026-03-23")] == 1.0).all()
+
+
+def test_per_mpan_puts_disjoint_registers_together():
+    v = np.array([[1.0, np.nan, 3.0], [np.nan, 2.0, np.nan], [5.0, 5.0, np.nan]])
+    out = pe.per_mpan(v, np.array([0, 0, 1]), 3)
+    assert np.array_equal(out, np.array([[1.0, 2.0, 3.0], [5.0, 5.0, np.nan], [np.nan] * 3]), equal_nan=True)
+
+
+def test_group_sum_is_exact():
+    cats, sums = pe.group_sum(np.array(["b", "a", "b"]), np.array([[1.0], [2.0], [3.0]]))
+    assert cats.tolist() == ["a", "b"] and sums.ravel().tolist() == [2.0, 4.0]
+
+
+def test_expected_energy_uses_the_meters_own_hh_data_where_valid():
+    ratio = np.full((1, 4), 0.001)
+    active = np.array([[True, True, True, False]])
+    known = np.array([[5.0, np.nan, 7.0, 9.0]])
+    cum = pe.expected_cumulative(ratio, active, [1000.0], known)
+    # 5 (HH) + 1 (AC x r) + 7 (HH); the inactive period counts nothing
+    assert cum[0].tolist() == pytest.approx([0.0, 5.0, 6.0, 13.0, 13.0])
+    assert pe.expected_cumulative(ratio, active, [1000.0])[0, -1] == pytest.approx(3.0)

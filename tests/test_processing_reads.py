@@ -1,0 +1,96 @@
+"""Register-read checks of the smart processing service (tomlib.services.processing_reads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tomlib.services.processing_reads import ReadRules, advance, validate_reads
+
+
+def _expected(per_boundary: float, n_boundaries: int, n_registers: int = 1) -> np.ndarray:
+    """Cumulative expected energy growing by ``per_boundary`` kWh per period."""
+    return np.tile(np.arange(n_boundaries, dtype=float) * per_boundary, (n_registers, 1))
+
+
+def _validate(values, boundaries, *, digits=5, deemed=None, per_period=0.25, n_b=500, rules=None, register=None):
+    n = len(values)
+    return validate_reads(
+        np.zeros(n, dtype=int) if register is None else register, boundaries, values, np.full(n, digits),
+        np.zeros(n, dtype=bool) if deemed is None else deemed, np.zeros(n, dtype=bool),
+        _expected(per_period, n_b, 1 if register is None else int(max(register)) + 1), rules)
+
+
+def test_advance_and_rollover_given_the_digits():
+    adv, rolled = advance([99_990.0, 100.0, 999_990.0], [12.0, 130.0, 5.0], [5, 5, 6])
+    assert adv.tolist() == [22.0, 30.0, 15.0]
+    assert rolled.tolist() == [True, False, True]
+
+
+def test_consecutive_actual_reads_give_spans():
+    rv = _validate([1000.0, 1012.0, 1030.0], [0, 48, 96])
+    assert (rv.reason == "").all()
+    assert rv.spans[["b1", "b2", "advance"]].values.tolist() == [[0, 48, 12.0], [48, 96, 18.0]]
+    assert rv.spans["expected"].tolist() == [12.0, 12.0]
+
+
+def test_rollover_accepted_when_plausible():
+    rv = _validate([99_995.0, 7.0], [0, 48])
+    assert (rv.reason == "").all()
+    assert rv.spans["advance"].item() == 12.0 and rv.spans["rollover"].item()
+
+
+def test_negative_advance_refused_when_rollover_is_implausible():
+    # 1000 -> 900: a rollover would mean 99,900 kWh in a day
+    rv = _validate([1000.0, 900.0, 1030.0], [0, 48, 96])
+    assert rv.reason.tolist() == ["", "negative_advance", ""]
+    assert rv.spans[["b1", "b2", "advance"]].values.tolist() == [[0, 96, 30.0]]
+
+
+def test_twice_expected_refuses_the_mistyped_read_not_its_neighbours():
+    # true 12345 -> 12360 -> 12371; the middle read keyed with transposed digits 21360
+    rv = _validate([12345.0, 21360.0, 12371.0, 12390.0], [0, 48, 96, 144])
+    assert rv.reason.tolist() == ["", "above_twice_expected", "", ""]
+    assert rv.spans["advance"].tolist() == [26.0, 19.0]
+
+
+def test_transposed_downward_is_a_negative_advance():
+    rv = _validate([12345.0, 12360.0, 12306.0, 12390.0], [0, 48, 96, 144])
+    # 12306 is below 12360: a rollover of ~99,946 kWh is implausible, the next pair jumps back
+    assert rv.reason.tolist() == ["", "", "negative_advance", ""]
+
+
+def test_last_read_too_high_is_refused():
+    rv = _validate([100.0, 112.0, 900.0], [0, 48, 96])
+    assert rv.reason.tolist() == ["", "", "above_twice_expected"]
+
+
+def test_zero_consumption_only_when_consumption_was_expected():
+    # 2 kWh expected over the day: a zero advance is plausible (whole-kWh register)
+    rv = _validate([500.0, 500.0], [0, 48], per_period=2 / 48)
+    assert (rv.reason == "").all()
+    # 48 kWh expected: a zero advance fails the zero-consumption check
+    rv = _validate([500.0, 500.0, 560.0], [0, 48, 96], per_period=1.0)
+    assert rv.reason.tolist() == ["", "zero_consumption", ""]
+
+
+def test_deemed_reads_never_bound_an_advance_f33():
+    # actual 100, deemed 150 (too high), actual 130: the advance runs from the previous *actual*
+    # read, so the negative advance after the deemed read is valid (F-33) and nothing is refused
+    rv = _validate([100.0, 150.0, 130.0], [0, 48, 96], deemed=np.array([False, True, False]))
+    assert (rv.reason == "").all()
+    assert rv.spans[["b1", "b2", "advance"]].values.tolist() == [[0, 96, 30.0]]
+
+
+def test_registers_are_checked_separately_and_order_of_input_does_not_matter():
+    values = [20.0, 1010.0, 10.0, 1000.0]  # two registers, shuffled
+    rv = _validate(values, [48, 48, 0, 0], register=np.array([1, 0, 1, 0]))
+    assert (rv.reason == "").all()
+    assert sorted(rv.spans[["register", "advance"]].values.tolist()) == [[0, 10.0], [1, 10.0]]
+
+
+def test_margin_and_passes_are_configurable():
+    rv = _validate([0.0, 30.0], [0, 48], rules=ReadRules(margin_kwh=0.0))
+    assert rv.reason.tolist() == ["", "above_twice_expected"]
+    with pytest.raises(ValueError, match="max_passes"):
+        ReadRules(max_passes=0)

@@ -1,0 +1,118 @@
+"""HH validation rules (tomlib.services.validation): each rule on small hand-made cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tomlib import calendar as cal
+from tomlib.services import validation as v
+from tomlib.services.base import REJECTED_COLUMNS
+
+CODE = {r: i for i, r in enumerate(v.HH_REASONS)}
+
+
+def _day(n_periods=48, level=0.3):
+    return np.full(n_periods, level)
+
+
+def test_negative_values_refused_for_import_and_export():
+    e = np.array([[0.2, -0.1, 0.3], [0.0, -2.0, 0.5]])
+    reason = v.validate_hh(e, max_energy=[10.0, 10.0], zero_run_rows=False)
+    assert v.hh_reason_label(reason[:, 1]).tolist() == ["negative_value", "negative_value"]
+    assert (reason[:, [0, 2]] == 0).all()
+
+
+def test_above_physical_maximum():
+    mx = v.physical_maximum(["W", "W"], ["AI", "AE"], capacity_kw=[0.0, 4.0])
+    # whole current 69 kW -> 34.5 kWh per half hour; 4 kWp export x 1.2 -> 2.4 kWh
+    assert mx == pytest.approx([34.5, 2.4])
+    e = np.array([[34.5, 34.6], [2.4, 2.5]])
+    reason = v.validate_hh(e, max_energy=mx, zero_run_rows=False)
+    assert v.hh_reason_label(reason).tolist() == [["", "above_maximum"], ["", "above_maximum"]]
+
+
+def test_physical_maximum_unknown_connection_type_names_it():
+    with pytest.raises(ValueError, match=r"connection type\(s\) \['X'\]"):
+        v.physical_maximum(["X"], ["AI"])
+
+
+def test_consumption_while_de_energised():
+    e = np.array([[0.0, 0.1, 0.0]])
+    reason = v.validate_hh(e, max_energy=10.0, zero_run_rows=False, energised=[[True, False, False]])
+    assert v.hh_reason_label(reason[0]).tolist() == ["", "de_energised", ""]
+
+
+def test_zero_run_on_a_meter_that_always_consumes():
+    e = _day(48)[None, :].copy()
+    e[0, 10:14] = 0.0  # 4 zeros: suspicious
+    e2 = _day(48)[None, :].copy()
+    e2[0, 10:13] = 0.0  # 3 zeros: below the minimum run
+    reason = v.validate_hh(np.vstack([e, e2]), max_energy=10.0, zero_run_rows=True, min_zero_run=4)
+    assert (v.hh_reason_label(reason[0, 10:14]) == "zero_run").all()
+    assert (reason[0, :10] == 0).all() and (reason[0, 14:] == 0).all()
+    assert (reason[1] == 0).all()
+
+
+def test_zero_run_not_flagged_where_zeros_are_normal_or_not_checked():
+    often_zero = _day(48)[None, :].copy()
+    often_zero[0, ::3] = 0.0  # a third of the values are zero: a meter whose data are often zero
+    often_zero[0, 20:26] = 0.0
+    export = np.zeros((1, 48))  # export at night
+    reason = v.validate_hh(np.vstack([often_zero, export]), max_energy=10.0, zero_run_rows=[True, False])
+    assert (reason == 0).all()
+
+
+def test_gap_breaks_a_zero_run_and_gaps_are_not_refused():
+    e = _day(48)[None, :].copy()
+    e[0, 10:12] = 0.0
+    e[0, 12] = np.nan
+    e[0, 13:15] = 0.0
+    reason = v.validate_hh(e, max_energy=10.0, zero_run_rows=True, min_zero_run=4)
+    assert (reason == 0).all()
+
+
+def test_zero_run_rule_on_the_46_and_50_period_days():
+    for day in ("2026-03-29", "2026-10-25"):
+        n = cal.periods_in_day(pd.Timestamp(day))
+        e = _day(n)[None, :].copy()
+        e[0, n - 6:] = 0.0  # the run ends with the day
+        reason = v.validate_hh(e, max_energy=10.0, zero_run_rows=True)
+        assert (v.hh_reason_label(reason[0, n - 6:]) == "zero_run").all(), day
+        assert (reason[0, : n - 6] == 0).all()
+
+
+def test_first_failing_rule_wins():
+    e = np.array([[-1.0, 50.0]])
+    reason = v.validate_hh(e, max_energy=34.5, zero_run_rows=True, energised=[[False, False]])
+    assert v.hh_reason_label(reason[0]).tolist() == ["negative_value", "above_maximum"]
+
+
+def test_duplicates_same_and_different_values():
+    dups = pd.DataFrame({"energy": [0.5, 0.7], "available_at": pd.to_datetime(["2026-03-25", "2026-03-25"])})
+    why, kill = v.screen_duplicates(dups, [0.5, 0.4])
+    assert why.tolist() == ["duplicate", "conflicting_duplicate"]
+    assert not kill.any()
+    why, kill = v.screen_duplicates(dups, [0.5, 0.4], keep="neither")
+    assert kill.tolist() == [False, True]
+    with pytest.raises(ValueError, match="keep"):
+        v.screen_duplicates(dups, [0.5, 0.4], keep="last")
+
+
+def test_rejected_rows_one_per_refused_value():
+    e = np.array([[0.2, -0.1], [99.0, 0.3]])
+    reason = v.validate_hh(e, max_energy=34.5, zero_run_rows=False)
+    times = pd.date_range("2026-03-29", periods=2, freq="30min").to_numpy()
+    rej = v.rejected_hh(reason, e, ["1000000000001", "1000000000002"], times)
+    assert list(rej.columns[: len(REJECTED_COLUMNS)]) == list(REJECTED_COLUMNS)
+    assert len(rej) == 2 == int((reason > 0).sum())
+    assert set(rej["reason"]) == {"negative_value", "above_maximum"}
+    assert rej.loc[rej["reason"] == "negative_value", "value"].item() == "-0.1"
+
+
+def test_validate_hh_shape_errors():
+    with pytest.raises(ValueError, match="2-D"):
+        v.validate_hh(np.zeros(3), max_energy=1.0)
+    with pytest.raises(ValueError, match="max_energy"):
+        v.validate_hh(np.zeros((1, 3)), max_energy=np.nan)
