@@ -48,9 +48,11 @@ def test_tom_help_lists_every_subcommand():
         assert command in out
 
 
-def test_settle_says_which_issue_brings_it(capsys):
-    assert cli.main(["settle", "--scenario", "tiny"]) == 2
-    assert "aggregation" in capsys.readouterr().err
+def test_settle_runs_and_saves_with_checks(tmp_path, capsys):
+    assert cli.main(["settle", "--scenario", "tiny", "--run", "II,SF", "--data-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "II: " in out and "SF: " in out and "checks held" in out
+    assert (tmp_path / "tiny" / "settlement" / "SF.zarr").exists()
 
 
 def test_bad_scenario_exits_2_with_the_file_named(tmp_path, capsys):

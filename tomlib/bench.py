@@ -56,6 +56,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("processing (smart)", "tomlib.services.processing", "process"),
     Stage("load shaping", "tomlib.services.load_shaping", "load_shapes"),
     Stage("aggregation", "tomlib.services.aggregation", "aggregate"),
+    Stage("GSP group correction", "tomlib.services.volume_allocation", "allocate"),
 )
 
 
@@ -72,18 +73,41 @@ class StageResult:
     skipped: str | None = None
 
 
+def _mpan_time_size(value) -> int | None:
+    """Cells of an MPAN × time array held by ``value`` (a Market, Dataset or DataArray), else None."""
+    meters = getattr(value, "meters", None)  # a Market
+    if isinstance(meters, xr.Dataset) and "energy" in meters:
+        return int(meters["energy"].size)
+    if isinstance(value, xr.DataArray) and "mpan" in value.dims and value.ndim >= 2:
+        return int(value.size)
+    if isinstance(value, xr.Dataset):
+        for var in value.data_vars.values():
+            if "mpan" in var.dims and var.ndim >= 2:
+                return int(var.size)
+    return None
+
+
 def _meter_periods(kwargs: dict) -> int:
-    """Meter-periods in a stage's inputs: the size of the first MPAN × time array found [-]."""
-    for value in kwargs.values():
-        meters = getattr(value, "meters", None)  # a Market
-        if isinstance(meters, xr.Dataset) and "energy" in meters:
-            return int(meters["energy"].size)
-        if isinstance(value, xr.Dataset):
-            for name in ("energy", "hh_energy"):
-                if name in value and "mpan" in value[name].dims:
-                    return int(value[name].size)
-        if isinstance(value, xr.DataArray) and "mpan" in value.dims:
+    """Meter-periods in a stage's inputs: the size of the first MPAN × time array found [-].
+
+    Looks at the keyword arguments and, one level down, at the fields of container objects (such as
+    the smart data a processing run receives); stages downstream of aggregation have no MPAN axis and
+    state the meter-periods they stand for in ``attrs["meter_periods"]``.
+    """
+    values = list(kwargs.values())
+    nested = [(name, v) for value in values
+              if hasattr(value, "__dict__") and not isinstance(value, xr.Dataset | xr.DataArray)
+              for name, v in vars(value).items()]
+    for value in values + [v for _, v in nested]:
+        size = _mpan_time_size(value)
+        if size is not None:
+            return size
+    for name, value in nested:  # plain MPAN x period arrays, named by what they hold
+        if name in {"hh", "energy"} and isinstance(value, np.ndarray) and value.ndim == 2:
             return int(value.size)
+    for value in values:
+        if isinstance(value, xr.Dataset | xr.DataArray) and "meter_periods" in value.attrs:
+            return int(value.attrs["meter_periods"])
     raise ValueError("bench_inputs returned no MPAN x time array to count meter-periods from")
 
 

@@ -105,12 +105,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_settle(args: argparse.Namespace) -> int:
-    print(
-        "tom settle: settlement runs (II, SF, R1, R2, R3, RF, DF) arrive with the aggregation and volume "
-        "allocation issue; until then `tom generate` and `tom report` cover the market.",
-        file=sys.stderr,
-    )
-    return 2
+    from tomlib import settlement
+
+    scenario, _ = _load_scenario(args.scenario)
+    runs = None if args.run.lower() == "all" else [r.strip().upper() for r in args.run.split(",")]
+    result = settlement.settle_all(scenario, runs, data_root=Path(args.data_root))
+    for name, run in result.runs.items():
+        print(f"{name}: {run.path}")
+    print(f"reconciliation: {result.path}")
+    checks = settlement.check_table(result)
+    failed = checks[~checks["ok"]]
+    if len(failed):
+        print(failed.to_string(), file=sys.stderr)
+        return 1
+    print(f"all {len(checks)} checks held")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,9 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="store path (.zarr or .nc); default data/<scenario>/market.zarr")
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser("settle", help="run settlement runs on a market (aggregation/volume allocation issue)")
+    p = sub.add_parser("settle", help="settlement runs on a scenario's market, saved with their reconciliation")
     scenario_arg(p)
-    p.add_argument("--run", default="SF", help="settlement run: II, SF, R1, R2, R3, RF, DF or 'all'")
+    p.add_argument("--run", default="all",
+                   help="settlement run(s): II, SF, R1, R2, R3, RF, DF, a comma-separated list, or 'all' "
+                        "(every run of the scenario's timetable)")
     p.set_defaults(func=_cmd_settle)
 
     p = sub.add_parser("report", help="run the service notebooks and write HTML/PDF reports and an index")
