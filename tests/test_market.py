@@ -284,7 +284,11 @@ def test_standing_data(demo_market, demo):
     seg = m["market_segment"].values
     ct = m["connection_type"].values
     assert set(ct[seg == "S"]) == {"W"} and set(ct[seg == "A"]) <= {"L", "H"}
-    assert (m["domestic"].values == (m["profile_class"].values <= 1)).all()
+    metered = seg != "U"  # unmetered supplies have no profile class: their truth is switching
+    assert (m["domestic"].values[metered] == (m["profile_class"].values[metered] <= 1)).all()
+    assert not m["domestic"].values[~metered].any() and set(ct[~metered]) <= {"U"}
+    # the demo's 1 % of unmetered supplies, by largest remainder per GSP group
+    assert (seg[imp := m["measurement_quantity"].values == "AI"] == "U").sum() == 20 + 10
     ac = m["annual_consumption"].values
     assert (ac > 0).all()
     dom = (m["profile_class"].values == 1)
@@ -521,13 +525,20 @@ def test_line_loss_factors(demo_market):
 # --------------------------------------------------------------------------------------------------
 # unmetered hook, attrs, files
 # --------------------------------------------------------------------------------------------------
-def test_unmetered_hook(tiny):
-    standing, energy = market.unmetered_supplies(tiny, cal.time_axis(tiny.first_date, tiny.last_date),
-                                                 market.stream(1, "unmetered"))
-    assert len(standing) == 0 and energy.shape == (0, 142)
-    ums = tiny.with_overrides({"segments.smart_domestic": 0.80, "segments.unmetered": 0.05})
-    with pytest.raises(ValueError, match=r"segments.unmetered must be 0 .*got 0.05"):
-        market.generate(ums)
+def test_unmetered_supplies_join_the_market(tiny):
+    times = cal.time_axis(tiny.first_date, tiny.last_date)
+    assert market.unmetered_supplies(tiny, times, market.stream(1, "unmetered"), {"_C": 0, "_P": 0}, []) is None
+    with_ums = tiny.with_overrides({"segments.smart_domestic": 0.80, "segments.unmetered": 0.05})
+    m = market.generate(with_ums)
+    seg = m.meters["market_segment"].values
+    ums_mpans = m.meters["mpan"].values[seg == "U"]
+    assert len(ums_mpans) == 2 + 1 and m.ums is not None
+    # the meter cube holds exactly the UMS truth's energy, and the take includes it through the UMS LLFCs
+    np.testing.assert_array_equal(m.meters["energy"].sel(mpan=ums_mpans).values,
+                                  m.ums.energy.sel(mpan=ums_mpans).values)
+    assert (m.meters["energy"].sel(mpan=ums_mpans).sum("time") > 0).all()
+    # and they survive a save and open
+    assert sorted(market.Market.from_dataset(m.to_dataset()).ums.standing.index) == sorted(ums_mpans)
 
 
 def test_attrs_record_provenance_and_exclusions(tiny_market, tiny):

@@ -37,7 +37,8 @@ def test_demo_settings():
     assert (s.first_date, s.last_date) == (pd.Timestamp("2026-03-22"), pd.Timestamp("2026-04-04"))
     assert s.gsp_groups == ("_C", "_P")
     assert dict(s.mpans) == {"_C": 2000, "_P": 1000} and s.n_mpans == 3000
-    assert (s.segments.smart_domestic, s.segments.smart_non_domestic, s.segments.advanced) == (0.85, 0.10, 0.05)
+    assert (s.segments.smart_domestic, s.segments.smart_non_domestic, s.segments.advanced) == (0.84, 0.10, 0.05)
+    assert s.segments.unmetered == 0.01
     assert s.solar_export_share == 0.08
     assert [sup.id for sup in s.suppliers] == ["ALFA", "BRVO", "CHRL", "DLTA"]
     assert s.timetable == "mhhs"
@@ -163,8 +164,8 @@ BAD = [
      "bad.yaml: seed must be a non-negative integer, got -1 (an integer)"),
     ("wrong_type_section", _sub("  household_noise: 0.15", "  household_noise: [0.15]"),
      "bad.yaml: market.household_noise must be a number within [0, 1], got [0.15] (a list)"),
-    ("segment_shares", _sub("smart_domestic: 0.85", "smart_domestic: 0.80"),
-     "bad.yaml: segments shares must sum to 1 (within 1e-09), got 0.8 + 0.1 + 0.05 + 0 = 0.95"),
+    ("segment_shares", _sub("smart_domestic: 0.84", "smart_domestic: 0.80"),
+     "bad.yaml: segments shares must sum to 1 (within 1e-09), got 0.8 + 0.1 + 0.05 + 0.01 = 0.96"),
     ("supplier_shares", _sub("market_share: 0.10}", "market_share: 0.15}"),
      "bad.yaml: suppliers market_share values must sum to 1 (within 1e-09), got 0.4 + 0.3 + 0.2 + 0.15 = 1.05"),
     ("supplier_share_range", _sub("market_share: 0.10}", "market_share: 0}"),

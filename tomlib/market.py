@@ -32,8 +32,9 @@ How the true energy is made
   computed with the NOAA formulae at the GSP group's representative point. The premises balance
   is netted each half hour: import = max(demand - generation, 0), export = max(generation - demand,
   0), so the import MPAN of a solar home reads less than its household demand.
-- *Unmetered supplies* (segment U) are not modelled yet: :func:`unmetered_supplies` is the hook
-  that the UMS issue fills; until then the scenario's ``segments.unmetered`` must be 0.
+- *Unmetered supplies* (segment U) come from :func:`unmetered_supplies`, which runs the UMS
+  generator (:mod:`tomlib.services.ums_truth`): inventories, actual switching, PECU and CMS
+  observations; their true energy joins the meter cube and the UMS truth rides on ``Market.ums``.
 
 Losses and the GSP group take
 -----------------------------
@@ -707,13 +708,12 @@ def solar_elevation(times, latitude, longitude) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # unmetered supplies (hook)
 # --------------------------------------------------------------------------------------------------
-def unmetered_supplies(scenario, times: pd.DatetimeIndex, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
-    """Unmetered supplies (segment U): the hook the UMS issue fills. Returns none for now.
+def unmetered_supplies(scenario, times: pd.DatetimeIndex, rng: np.random.Generator, ums_per_gsp: dict,
+                       existing_mpans) -> Any:
+    """Unmetered supplies (segment U): street lights and other equipment settled on inventories.
 
-    When implemented, this returns the standing data of the UMS MPANs (charge codes and switch
-    regimes from an inventory, equivalent-meter consumption) and their true energy. Until then the
-    scenario's ``segments.unmetered`` must be 0 (:func:`generate` raises otherwise) and this
-    returns an empty frame with the standing-data columns and an energy array with 0 rows.
+    The truth is the actual switching of each item (photocells scatter, lamps fail; see
+    :mod:`tomlib.services.ums_truth`); the UMS data service later settles what its method computes.
 
     Parameters
     ----------
@@ -722,15 +722,23 @@ def unmetered_supplies(scenario, times: pd.DatetimeIndex, rng: np.random.Generat
         Period starts [UTC].
     rng : numpy.random.Generator
         Stream ``"unmetered"``.
+    ums_per_gsp : dict
+        GSP group -> number of UMS MPANs (from the scenario's ``segments.unmetered`` share).
+    existing_mpans : array-like of str
+        Cores already in the market, which the UMS cores avoid.
 
     Returns
     -------
-    standing : DataFrame
-        Empty, columns as the other segments' standing data.
-    energy : ndarray, shape (0, len(times))
-        [kWh per period].
+    UmsTruth or None
+        None when the scenario has no unmetered supplies.
     """
-    return pd.DataFrame(columns=_STANDING_COLUMNS), np.zeros((0, len(times)))
+    if not sum(ums_per_gsp.values()):
+        return None
+    from tomlib.services import ums_truth
+
+    wanted = {g: n for g, n in ums_per_gsp.items() if n}
+    return ums_truth.generate_ums_truth(scenario, reference.gsp_groups(), times, rng, wanted,
+                                        existing_mpans=existing_mpans)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -778,6 +786,7 @@ class Market:
     unaccounted_energy: xr.DataArray
     gsp_group_take: xr.DataArray
     attrs: dict[str, Any] = field(default_factory=dict)
+    ums: Any = None  # tomlib.services.ums.UmsTruth: inventories, PECU/CMS observations (None: no UMS)
 
     def to_dataset(self) -> xr.Dataset:
         """One Dataset: the meter cube plus ``line_loss_factor(llfc_id, time)``,
@@ -791,6 +800,10 @@ class Market:
         for name, da in extra.items():
             ds[name] = da.drop_vars([c for c in da.coords if c not in da.dims and c != "time"])
         ds.attrs = {**self.meters.attrs, **self.attrs, "scenario_name": self.scenario_name, "seed": self.seed}
+        if self.ums is not None:
+            ums_ds = self.ums.to_dataset()
+            ds = xr.merge([ds, ums_ds.drop_vars("time", errors="ignore")], combine_attrs="override")
+            ds.attrs.update({k: v for k, v in ums_ds.attrs.items()})
         return ds
 
     @classmethod
@@ -799,9 +812,16 @@ class Market:
         for name in ("energy", "line_loss_factor", "unaccounted_energy", "gsp_group_take"):
             if name not in ds:
                 raise ValueError(f"market dataset: variable {name!r} is missing")
+        ums = None
+        if "ums_energy" in ds:
+            from tomlib.services.ums import UmsTruth
+
+            ums = UmsTruth.from_dataset(ds)
+            ums_dims = [d for d in ds.dims if d.startswith("ums_")]
+            ds = ds.drop_vars([v for v in ds.variables if v.startswith("ums_")]).drop_dims(ums_dims, errors="ignore")
         market_vars = ["line_loss_factor", "unaccounted_energy", "gsp_group_take"]
         meters = ds.drop_vars(market_vars).drop_dims(list(_DATASET_DIMS.values()), errors="ignore")
-        attrs = {k: v for k, v in ds.attrs.items() if k not in ("scenario_name", "seed")}
+        attrs = {k: v for k, v in ds.attrs.items() if k not in ("scenario_name", "seed", "ums_attrs", "ums_columns")}
         meters.attrs = dict(attrs)
         return cls(
             scenario_name=str(ds.attrs.get("scenario_name", "")),
@@ -813,6 +833,7 @@ class Market:
             ),
             gsp_group_take=_with_settlement_coords(ds["gsp_group_take"].rename({"gsp_group_id": "gsp_group"})),
             attrs=attrs,
+            ums=ums,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -865,6 +886,7 @@ class _Plan:
     solar: np.ndarray  # bool: domestic premises with rooftop solar and an export MPAN
     solar_capacity: np.ndarray  # [kWp], drawn for every MPAN, used where solar
     solar_site_factor: np.ndarray  # [-], drawn for every MPAN, used where solar
+    ums_per_gsp: dict  # GSP group -> number of unmetered-supply MPANs (segment U)
 
 
 _KINDS = ("smart_domestic", "smart_non_domestic", "advanced")
@@ -875,11 +897,10 @@ def _plan_imports(scenario, settings: GeneratorSettings, shapes: xr.DataArray) -
     shares = np.array([scenario.segments.smart_domestic, scenario.segments.smart_non_domestic,
                        scenario.segments.advanced, scenario.segments.unmetered])
     rng = stream(scenario.seed, "segments")
-    kinds, gsp = [], []
+    kinds, gsp, ums_per_gsp = [], [], {}
     for g in groups:  # a loop over GSP groups only
         n = int(scenario.mpans[g])
-        # Unmetered MPANs would come from unmetered_supplies(); generate() has checked their share is 0.
-        counts = _largest_remainder(n, shares)[:3]
+        *counts, ums_per_gsp[g] = _largest_remainder(n, shares)  # UMS MPANs come from unmetered_supplies()
         block = np.repeat(np.array(_KINDS), counts)
         kinds.append(rng.permutation(block))
         gsp.append(np.full(block.size, g))
@@ -916,7 +937,8 @@ def _plan_imports(scenario, settings: GeneratorSettings, shapes: xr.DataArray) -
     capacity = cap.min + (cap.max - cap.min) * rng_solar.random(n_all)
     ss = settings.solar_site_sigma
     site = np.exp(ss * rng_solar.standard_normal(n_all) - ss * ss / 2)
-    return _Plan(gsp_group, kind, supplier, annual, profile_class, solar, capacity, site)
+    return _Plan(gsp_group, kind, supplier, annual, profile_class, solar, capacity, site,
+                 {g: int(n) for g, n in ums_per_gsp.items()})
 
 
 def _time_frame(scenario) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
@@ -1147,15 +1169,9 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     Raises
     ------
     ValueError
-        If ``segments.unmetered`` is not 0 (unmetered supplies are not modelled yet), or reference
-        data needed for an MPAN is missing.
+        If reference data needed for an MPAN is missing.
     """
     settings = settings or GeneratorSettings()
-    if scenario.segments.unmetered != 0:
-        raise ValueError(
-            f"{scenario.source}: segments.unmetered must be 0 until unmetered supplies are modelled "
-            f"(tomlib.market.unmetered_supplies, UMS issue), got {scenario.segments.unmetered}"
-        )
     shapes = reference.profile_class_shapes()
     times, target_days, day_of_t, slot, _ = _time_frame(scenario)
     n_t = len(times)
@@ -1196,13 +1212,20 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     energy[solar_rows] = np.maximum(demand - generation, 0.0)
     del demand, generation
 
-    # Unmetered supplies: hook (empty until the UMS issue).
-    ums_standing, ums_energy = unmetered_supplies(scenario, times, stream(scenario.seed, "unmetered"))
-    if len(ums_standing) or ums_energy.shape[0]:
-        raise NotImplementedError("unmetered supplies are not merged into the market yet")
-
     standing = _standing_frame(scenario, settings, plan, solar_rows, export_annual,
                                dom, library.households[donor])
+
+    # Unmetered supplies: their own generator; they join the meter cube like any other MPAN.
+    ums = unmetered_supplies(scenario, times, stream(scenario.seed, "unmetered"), plan.ums_per_gsp,
+                             standing.index.to_numpy())
+    if ums is not None:
+        ums_standing = ums.standing.reindex(columns=standing.columns)
+        ums_standing["profile_class"] = 0
+        ums_standing["donor_household"] = ""
+        ums_standing["linked_mpan"] = ""
+        ums_standing["solar_capacity"] = 0.0
+        standing = pd.concat([standing, ums_standing])
+        energy = np.concatenate([energy, ums.energy.sel(mpan=ums_standing.index.to_numpy()).to_numpy()])
     meters = cube.meter_cube(energy, times, standing.index.to_numpy(), standing)
     meters["solar_capacity"].attrs.update(units="kWp", long_name="rooftop solar capacity (0: none)")
     meters["profile_class"].attrs.update(long_name="profile class of the shape behind the true energy "
@@ -1230,4 +1253,5 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
         unaccounted_energy=unaccounted_da,
         gsp_group_take=take_da,
         attrs=attrs,
+        ums=ums,
     )
