@@ -241,3 +241,10 @@ def test_gcf_reader_header_and_day_first_dates(tmp_path):
     path.write_text("Date,Run,SP,GSP,Type,GCF\n")
     with pytest.raises(ValueError, match="line 1: header must be date,run,period,gsp_group,type,value"):
         gcf_flow.read_gcf(path)
+
+
+def test_vanishing_correctable_volume_is_treated_as_none():
+    # found by hypothesis: a subnormal correctable volume (5e-324 kWh) made the factor infinite
+    gcf, corrected, unallocated = va.correct([0.0, 0.0, 0.0, 5e-324], [0, 0, 0, 1], 0.125)
+    assert gcf == 1.0 and np.isfinite(corrected).all()
+    assert corrected.sum() + unallocated == pytest.approx(0.125)

@@ -74,9 +74,12 @@ _MQ_OF = {"import": "AI", "export": "AE"}
 TAKE_SPLITS = ("export_metered", "weighted")
 #: Range of GSP group correction factors Elexon treats as reasonable (F-11, [SRC]).
 GCF_RANGE = (0.9, 1.1)
+#: Correctable volumes smaller than this are treated as none [kWh]: dividing the residual by a
+#: vanishing volume gives factors that overflow to infinity instead of saying "nothing to correct".
+MIN_CORRECTABLE_KWH = 1e-9
 
 
-def correct(uncorrected, weights, take):
+def correct(uncorrected, weights, take, min_correctable: float = MIN_CORRECTABLE_KWH):
     """GSP group correction of one set of volumes (one GSP group, direction and period, or many).
 
     Parameters
@@ -87,11 +90,13 @@ def correct(uncorrected, weights, take):
         Scaling weight of each row [-].
     take : array-like, shape (...)
         The take the corrected volumes must sum to [kWh].
+    min_correctable : float
+        Correctable volume ``|sum w x U|`` at or below which nothing is corrected [kWh].
 
     Returns
     -------
     gcf : ndarray, shape (...)
-        Correction factor [-]; 1 where the correctable volume ``sum w x U`` is 0.
+        Correction factor [-]; 1 where the correctable volume ``sum w x U`` is (about) 0.
     corrected : ndarray, shape (n, ...)
         Corrected volumes [kWh].
     unallocated : ndarray, shape (...)
@@ -111,7 +116,7 @@ def correct(uncorrected, weights, take):
     t = np.asarray(take, dtype=float)
     total = u.sum(axis=0)
     correctable = (w * u).sum(axis=0)
-    ok = correctable != 0
+    ok = np.abs(correctable) > min_correctable
     gcf = 1.0 + np.divide(t - total, correctable, out=np.zeros(np.broadcast(t, total).shape), where=ok)
     corrected = u * (1.0 + (gcf - 1.0) * w)
     unallocated = np.where(ok, 0.0, t - total)
