@@ -230,11 +230,12 @@ def allocate(aggregates: xr.Dataset, gsp_group_take: xr.DataArray, *, weights: p
         else:
             resid = take_values - (total[:, 0] - total[:, 1])
             both = wu[:, 0] + wu[:, 1]
-            lam = np.divide(resid, both, out=np.zeros_like(resid), where=both != 0)
+            both_ok = np.abs(both) > MIN_CORRECTABLE_KWH
+            lam = np.divide(resid, both, out=np.zeros_like(resid), where=both_ok)
             take[:, 1] = total[:, 1] - lam * wu[:, 1]
         take[:, 0] = take_values + take[:, 1]
 
-    ok = wu != 0
+    ok = np.abs(wu) > MIN_CORRECTABLE_KWH
     gcf = np.where(ok, 1.0 + np.divide(take - total, wu, out=np.zeros_like(wu), where=ok), 1.0)
     unallocated = np.where(ok, 0.0, take - total)
     factor = gcf.reshape(n_s, n_t)[s_idx]  # (aggregate, time)
