@@ -133,6 +133,46 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Bool:
+    """true or false (YAML booleans only: 'yes', 1 or "true" are refused, to catch typos)."""
+
+    def expected(self) -> str:
+        return "true or false"
+
+    def parse(self, ctx: Context, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ctx.error(key, f"must be {self.expected()}, got {got(value)}")
+        return value
+
+    def dump(self, value: bool) -> bool:
+        return value
+
+
+@dataclass(frozen=True)
+class OptionalIsoDate:
+    """null, or an ISO date kept as its ``YYYY-MM-DD`` text (a settlement date, not an instant)."""
+
+    def expected(self) -> str:
+        return "null or an ISO date YYYY-MM-DD"
+
+    def parse(self, ctx: Context, key: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+            value = value.isoformat()
+        if not isinstance(value, str) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is None:
+            raise ctx.error(key, f"must be {self.expected()}, got {got(value)}")
+        try:
+            _dt.date.fromisoformat(value)
+        except ValueError:
+            raise ctx.error(key, f"must be {self.expected()}, got {value!r} (no such date)") from None
+        return value
+
+    def dump(self, value: str | None) -> str | None:
+        return value
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of a fixed set of strings."""
 

@@ -206,6 +206,37 @@ class RegistrationSettings:
 
 
 @dataclass(frozen=True)
+class AdvancedSettings:
+    """The advanced segment (used by ``tomlib.services.advanced_metering.AdvancedConfig``).
+
+    Attributes
+    ----------
+    ct_fault : bool
+        Switch on a wrong CT ratio on one site: the MTDs keep the old ratio until corrected.
+    ct_fault_mpan : str
+        The site with the fault; "" = the first CT site without a check meter.
+    ct_fault_from : str or None
+        Settlement date the fault starts; None = 7 days after ``first_date``.
+    ct_fault_factor : float
+        Installed CT ratio / the ratio the MTDs hold [-].
+    ct_fault_corrected_after_days : float
+        Days after the start at which corrected MTDs reach the data service [days].
+    step_change_action : str
+        "flag" a step change in a site's level (a CT error's signature) or "reject" and estimate.
+    outstation_memory_days : int
+        Days an outstation keeps its data; older data never collected is lost [days].
+    """
+
+    ct_fault: bool
+    ct_fault_mpan: str
+    ct_fault_from: str | None
+    ct_fault_factor: float
+    ct_fault_corrected_after_days: float
+    step_change_action: str
+    outstation_memory_days: int
+
+
+@dataclass(frozen=True)
 class MeteringSettings:
     """Meters of the smart segment (used by the Metering Service).
 
@@ -336,6 +367,7 @@ class Scenario:
     metering : MeteringSettings
     meter_reading : MeterReadingSettings
     registration : RegistrationSettings
+    advanced : AdvancedSettings
     market : MarketSettings
     description : str
         Free text ("" if not given).
@@ -357,6 +389,7 @@ class Scenario:
     metering: MeteringSettings
     meter_reading: MeterReadingSettings
     registration: RegistrationSettings
+    advanced: AdvancedSettings
     market: MarketSettings
     description: str = ""
     source: str = field(default="<dict>", compare=False, repr=False)
@@ -572,6 +605,20 @@ _REGISTRATION = sch.Section(
     "registration change settings",
 )
 
+_ADVANCED = sch.Section(
+    AdvancedSettings,
+    {
+        "ct_fault": sch.Bool(),
+        "ct_fault_mpan": sch.Text(r"(\d{13})?", "\"\" or a 13-digit MPAN core", allow_empty=True),
+        "ct_fault_from": sch.OptionalIsoDate(),
+        "ct_fault_factor": sch.Number(0.0, lo_open=True),
+        "ct_fault_corrected_after_days": sch.Number(0.0),
+        "step_change_action": sch.Choice(("flag", "reject")),
+        "outstation_memory_days": sch.Integer(1),
+    },
+    "advanced segment settings",
+)
+
 _METERING = sch.Section(
     MeteringSettings,
     {
@@ -624,6 +671,7 @@ _SECTIONS: dict[str, sch.Section] = {
     "metering": _METERING,
     "meter_reading": _METER_READING,
     "registration": _REGISTRATION,
+    "advanced": _ADVANCED,
     "market": _MARKET,
 }
 
