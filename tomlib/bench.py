@@ -54,6 +54,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("retrieval", "tomlib.services.retrieval", "retrieve"),
     Stage("meter reading", "tomlib.services.meter_reading", "read_meters"),
     Stage("processing (smart)", "tomlib.services.processing", "process"),
+    Stage("advanced (ADS)", "tomlib.services.advanced", "process"),
     Stage("load shaping", "tomlib.services.load_shaping", "load_shapes"),
     Stage("aggregation", "tomlib.services.aggregation", "aggregate"),
     Stage("GSP group correction", "tomlib.services.volume_allocation", "allocate"),
