@@ -36,12 +36,13 @@ import contextlib
 import dataclasses
 import html
 import json
+import logging
 import os
 import shutil
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from os import PathLike
 from pathlib import Path
@@ -50,7 +51,9 @@ from typing import Any
 from tomlib.records import read_records
 
 __all__ = [
+    "CHAIN_ORDER",
     "CHROMIUM_ARGS",
+    "KEY_FIGURES",
     "NOTEBOOKS_DIR",
     "TEMPLATES_DIR",
     "NotebookResult",
@@ -58,15 +61,38 @@ __all__ = [
     "default_notebooks",
     "export_html",
     "find_chromium",
+    "chain_order",
+    "combine_pdfs",
     "html_to_pdf",
+    "key_figures",
     "render_index",
     "run_reports",
     "scenario_summary",
 ]
 
+log = logging.getLogger(__name__)
+
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 REQUIRED_PARAMETERS = ("scenario", "market_path", "output_dir")
+#: The services in the order of the settlement chain: the index and the combined PDF follow it;
+#: notebooks not listed come after these, by name.
+CHAIN_ORDER = ("market_overview", "smart_data_services", "advanced_services", "unmetered_supplies",
+               "load_shaping", "volume_allocation", "settlement_runs", "compare_scenarios")
+COMBINED_PDF = "all_services.pdf"
+#: The key figures the index shows first: (label, record names tried in turn). A notebook that
+#: records none of them shows only its full record table.
+KEY_FIGURES = (
+    ("share of MPAN-periods settled on actual data, by run [-]", ("actual_share_by_run", "actual_share_periods")),
+    ("load-shape error, MAE by run [%]", ("load_shape_mae_pct", "mae_pct_by_run")),
+    ("load-shape estimate error, MHHS vs legacy profiles [%]", ("mhhs_estimate_mae_pct",)),
+    ("unmetered supplies: energy error by equivalent-meter method [%]", ("method_error_pct",)),
+    ("GSP group correction factor range by run [-]", ("gcf_range",)),
+    ("allocation error by supplier and run, allocated - true [kWh]", ("allocation_error_by_supplier",)),
+    ("absolute allocation error by run [kWh]", ("abs_error",)),
+    ("settlement error difference between scenarios by run", ("error_difference_by_run",)),
+    ("checks held", ("checks_ok",)),
+)
 
 # Chromium must not phone home: on a closed network its background connections are refused, slowly.
 CHROMIUM_ARGS = [
@@ -123,6 +149,9 @@ class NotebookResult:
         ``"<ExceptionName>: <message>"``.
     seconds : float
         Wall time of execution and exports [s].
+    previous : bool
+        True for a notebook not run this time, whose files are kept from an earlier run (read back
+        from the earlier ``index.json``); it does not count towards ``ReportResult.ok``.
     """
 
     name: str
@@ -138,6 +167,7 @@ class NotebookResult:
     cell: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    previous: bool = False
 
     @property
     def summary(self) -> str:
@@ -164,9 +194,12 @@ class ReportResult:
     index_path : Path
         The index page.
     notebooks : tuple of NotebookResult
-        In the order the notebooks were given.
+        In chain order (:data:`CHAIN_ORDER`): the notebooks of this run, plus those kept from an
+        earlier run into the same folder (``previous=True``).
     seconds : float
         Wall time of the whole run [s].
+    combined_pdf : Path or None
+        Every notebook's PDF in one file, in chain order (None when no PDF was made).
     """
 
     scenario: dict[str, Any]
@@ -174,16 +207,17 @@ class ReportResult:
     index_path: Path
     notebooks: tuple[NotebookResult, ...]
     seconds: float = 0.0
+    combined_pdf: Path | None = None
 
     @property
     def ok(self) -> bool:
-        """True if every notebook succeeded."""
-        return all(nb.ok for nb in self.notebooks)
+        """True if every notebook of this run succeeded."""
+        return all(nb.ok for nb in self.notebooks if not nb.previous)
 
     @property
     def failed(self) -> tuple[NotebookResult, ...]:
-        """The notebooks that failed."""
-        return tuple(nb for nb in self.notebooks if not nb.ok)
+        """The notebooks of this run that failed."""
+        return tuple(nb for nb in self.notebooks if not nb.ok and not nb.previous)
 
     @property
     def failures(self) -> list[str]:
@@ -342,16 +376,65 @@ def _launch(chromium: str | None = None) -> Iterator[Any]:
             browser.close()
 
 
+def combine_pdfs(pdfs: Sequence[str | PathLike], out: str | PathLike) -> Path:
+    """Concatenate PDFs into one, in the order given, with poppler's ``pdfunite``.
+
+    Parameters
+    ----------
+    pdfs : sequence of path
+        The PDFs (at least one).
+    out : path
+        Output ``.pdf``, written atomically.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    RuntimeError
+        If ``pdfunite`` (Debian package poppler-utils) is missing or fails; the message says which.
+    """
+    import subprocess
+
+    if not pdfs:
+        raise ValueError(f"{out}: no PDF to combine")
+    exe = shutil.which("pdfunite")
+    if exe is None:
+        raise RuntimeError("the combined PDF needs pdfunite: apt-get install poppler-utils")
+    with _atomic_target(Path(out)) as tmp:
+        if len(pdfs) == 1:  # pdfunite wants at least two inputs
+            shutil.copyfile(pdfs[0], tmp)
+        else:
+            done = subprocess.run([exe, *map(str, pdfs), str(tmp)], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"pdfunite failed on {[Path(p).name for p in pdfs]}: {done.stderr.strip()}")
+    return Path(out)
+
+
 # --------------------------------------------------------------------------------------------------
 # notebooks
 
 
-def default_notebooks() -> list[Path]:
-    """Every notebook in the repository's ``notebooks/`` folder, sorted by name."""
-    return sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+def chain_order(names: Sequence[str]) -> list[str]:
+    """Sort notebook names in :data:`CHAIN_ORDER`; unknown names follow, by name."""
+    rank = {n: i for i, n in enumerate(CHAIN_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
-def _resolve_notebooks(notebooks: Sequence[str | PathLike] | None) -> list[Path]:
+def default_notebooks(folder: str | PathLike | None = None) -> list[Path]:
+    """Every notebook in ``folder`` (default the repository's ``notebooks/``), in chain order."""
+    found = {p.stem: p for p in Path(folder or NOTEBOOKS_DIR).glob("*.ipynb")}
+    return [found[n] for n in chain_order(list(found))]
+
+
+def _resolve_notebooks(notebooks: Sequence[str | PathLike] | str | PathLike | None) -> list[Path]:
+    if isinstance(notebooks, (str, PathLike)) and Path(notebooks).is_dir():
+        found = default_notebooks(notebooks)
+        if not found:
+            raise FileNotFoundError(f"no notebooks in {notebooks}")
+        return [p.resolve() for p in found]
     if notebooks is None:
         found = default_notebooks()
         if not found:
@@ -360,6 +443,9 @@ def _resolve_notebooks(notebooks: Sequence[str | PathLike] | None) -> list[Path]
     paths = []
     for spec in notebooks:
         path = Path(spec)
+        if path.is_dir():  # a folder stands for all its notebooks
+            paths.extend(p.resolve() for p in default_notebooks(path))
+            continue
         if not path.exists():
             path = NOTEBOOKS_DIR / f"{Path(spec).stem}.ipynb"
         if not path.exists():
@@ -528,6 +614,7 @@ th { background: #f3f3f3; }
 .failed { color: #b00020; font-weight: bold; }
 code, pre { font-family: ui-monospace, monospace; font-size: 90%; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.fig { margin: 0; font-size: 90%; }
 """
 
 
@@ -565,14 +652,21 @@ def render_index(result: ReportResult) -> str:
         "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
         f"<title>tomlib reports: {e(str(s.get('name')))}</title><style>{_CSS}</style></head><body>",
         f"<h1>tomlib reports: scenario {e(str(s.get('name')))}</h1>",
+        ("<p>One report per service of the MHHS Target Operating Model, in the order of the settlement "
+         "chain. Each report says what the service is for, its inputs and outputs, its figures, and the "
+         "checks that held. Start with the key figures below, then open a report.</p>"),
         "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows) + "</table>",
-        f"<p>Notebooks: {len(result.notebooks)}, failed: {len(result.failed)}; run time {result.seconds:.0f} s.</p>",
+        f"<p>Notebooks: {len(result.notebooks)}, failed: {len(result.failed)}; run time {result.seconds:.0f} s."
+        + (f" All reports in one PDF: {_link(result.combined_pdf, base, result.combined_pdf.name)}."
+           if result.combined_pdf else "") + "</p>",
         ("<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>time [s]</th><th>report</th>"
          "<th>PDF</th><th>dashboard</th><th>notebook</th></tr>"),
     ]
     for nb in result.notebooks:
         status = ("<span class='ok'>ok</span>" if nb.ok else
                   f"<span class='failed'>FAILED</span> at {e(nb.stage or '')}")
+        if nb.previous:
+            status += " (earlier run)"
         parts.append(
             f"<tr><td><a href='#{e(nb.name)}'>{e(nb.name)}</a></td><td>{status}</td>"
             f"<td class='num'>{nb.seconds:.1f}</td>"
@@ -580,8 +674,17 @@ def render_index(result: ReportResult) -> str:
             f"<td>{_link(nb.pdf, base, 'PDF')}</td><td>{_link(nb.dashboard, base, 'dashboard')}</td>"
             f"<td>{_link(nb.notebook, base, 'ipynb')}</td></tr>")
     parts.append("</table>")
+    headline = [(nb, key_figures(nb.records)) for nb in result.notebooks]
+    if any(figs for _, figs in headline):
+        parts.append("<h2>Key figures</h2>")
+        for nb, figs in headline:
+            if figs:
+                parts.append(f"<h3>{e(nb.name)}</h3><table><tr><th>figure</th><th>value</th></tr>" + "".join(
+                    f"<tr><td>{e(label)}<br><code>{e(name)}</code></td><td>{_figure_html(value)}</td></tr>"
+                    for label, name, value in figs) + "</table>")
+    parts.append("<h2>All figures and failures</h2>")
     for nb in result.notebooks:
-        parts.append(f"<h2 id='{e(nb.name)}'>{e(nb.name)}</h2>")
+        parts.append(f"<h3 id='{e(nb.name)}'>{e(nb.name)}</h3>")
         if not nb.ok:
             parts.append(
                 f"<p class='failed'>FAILED at {e(nb.stage or '')}"
@@ -597,14 +700,68 @@ def render_index(result: ReportResult) -> str:
     return "\n".join(parts)
 
 
+def key_figures(records: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """The headline figures of one notebook's records, as listed in :data:`KEY_FIGURES`.
+
+    Returns
+    -------
+    list of (label, record name, value)
+        The first record name of each entry that the notebook recorded, in :data:`KEY_FIGURES` order.
+    """
+    out = []
+    for label, names in KEY_FIGURES:
+        name = next((n for n in names if n in records), None)
+        if name is not None:
+            out.append((label, name, records[name]))
+    return out
+
+
+def _figure_html(value: Any) -> str:
+    """A record as HTML: a table for a mapping (rows x columns for a mapping of mappings)."""
+    e = html.escape
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        cols = list(dict.fromkeys(c for v in value.values() for c in v))
+        head = "<tr><th></th>" + "".join(f"<th>{e(str(c))}</th>" for c in cols) + "</tr>"
+        body = "".join(f"<tr><th>{e(str(r))}</th>" + "".join(
+            f"<td class='num'>{e(_figure(v.get(c)))}</td>" for c in cols) + "</tr>" for r, v in value.items())
+        return f"<table class='fig'>{head}{body}</table>"
+    if isinstance(value, dict) and value:
+        return ("<table class='fig'><tr>" + "".join(f"<th>{e(str(k))}</th>" for k in value) + "</tr><tr>"
+                + "".join(f"<td class='num'>{e(_figure(v))}</td>" for v in value.values()) + "</tr></table>")
+    return e(_figure(value))
+
+
+def _previous_results(out_dir: Path, skip: set[str]) -> list[NotebookResult]:
+    """Notebooks of an earlier run into ``out_dir`` (its ``index.json``) not run now, files still there."""
+    path = out_dir / "index.json"
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["notebooks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # no earlier index, or an unreadable one: nothing to carry over
+    fields = {f.name for f in dataclasses.fields(NotebookResult)} - {"out_dir", "previous"}
+    kept = []
+    for entry in entries:
+        name = entry.get("name")
+        if not name or name in skip or not (out_dir / name).is_dir():
+            continue
+        values = {k: v for k, v in entry.items() if k in fields}
+        for key in ("notebook", "html", "pdf", "dashboard", "failed_html"):
+            rel = values.get(key)
+            values[key] = out_dir / rel if rel and (out_dir / rel).exists() else None
+        kept.append(NotebookResult(out_dir=out_dir / name, previous=True, **values))
+    return kept
+
+
 def _index_json(result: ReportResult) -> str:
     def entry(nb: NotebookResult) -> dict[str, Any]:
         d = dataclasses.asdict(nb)
         return {k: (v.relative_to(result.out_dir).as_posix() if isinstance(v, Path) and k != "out_dir"
                     else v) for k, v in d.items() if k != "out_dir"}
 
+    combined = result.combined_pdf.name if result.combined_pdf else None
     return json.dumps({"scenario": result.scenario, "ok": result.ok, "seconds": result.seconds,
-                       "notebooks": [entry(nb) for nb in result.notebooks]}, indent=2, default=str) + "\n"
+                       "combined_pdf": combined, "notebooks": [entry(nb) for nb in result.notebooks]},
+                      indent=2, default=str) + "\n"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -614,15 +771,17 @@ def _index_json(result: ReportResult) -> str:
 def run_reports(scenario: str | PathLike, notebooks: Sequence[str | PathLike] | None = None,
                 out_root: str | PathLike = "reports", market_path: str | PathLike | None = None,
                 max_workers: int = 2, pdf: bool = True, execution_timeout: int = 1800,
-                progress: bool = True) -> ReportResult:
+                progress: bool = True, parameters: Mapping[str, Mapping[str, Any]] | None = None
+                ) -> ReportResult:
     """Run the notebooks for a scenario and write HTML, PDF, dashboards and an index.
 
     Parameters
     ----------
     scenario : str or path
         Scenario name in ``datasets/scenarios`` (e.g. ``"demo"``) or a YAML file.
-    notebooks : sequence of str or path, optional
-        Notebook names (``"market_overview"``) or paths; None runs every notebook in ``notebooks/``.
+    notebooks : sequence of str or path, or a folder, optional
+        Notebook names (``"market_overview"``) or paths, or a folder whose notebooks all run; None runs
+        every notebook in ``notebooks/``. They run, and are listed, in :data:`CHAIN_ORDER`.
     out_root : path
         Reports folder; output goes to ``<out_root>/<scenario name>/``.
     market_path : path, optional
@@ -635,11 +794,18 @@ def run_reports(scenario: str | PathLike, notebooks: Sequence[str | PathLike] | 
         Limit per notebook cell [s].
     progress : bool
         Show a tqdm progress bar on stderr.
+    parameters : Mapping, optional
+        Notebook name -> extra parameters for that notebook, e.g. ``{"compare_scenarios": {"runs": ["SF"]}}``
+        (papermill only warns about names the notebook does not declare).
 
     Returns
     -------
     ReportResult
         Per-notebook outcome; ``result.ok`` is False (and ``result.exit_code`` 1) if any failed.
+        Notebooks of an earlier run into the same folder that are not run now keep their files and
+        stay in the index; the index and every file are replaced atomically, so a failure never
+        leaves a half-written page. With ``pdf``, ``<scenario>/all_services.pdf`` holds every
+        notebook's PDF in chain order.
 
     Raises
     ------
@@ -654,6 +820,7 @@ def run_reports(scenario: str | PathLike, notebooks: Sequence[str | PathLike] | 
     scenario_path = _resolve_scenario(scenario)
     summary = scenario_summary(scenario_path)
     paths = _resolve_notebooks(notebooks)
+    paths = sorted(paths, key=lambda p: chain_order([q.stem for q in paths]).index(p.stem))
     if pdf and find_chromium() is None:
         raise RuntimeError("PDF export needs Chromium: apt-get install chromium, or set TOMLIB_CHROMIUM, "
                            "or pass pdf=False (tom report --no-pdf)")
@@ -669,8 +836,8 @@ def run_reports(scenario: str | PathLike, notebooks: Sequence[str | PathLike] | 
                                        disable=not progress))
         futures = {
             pool.submit(_execute_one, p, out_dir / p.stem,
-                        {"scenario": str(scenario_path), "market_path": market,
-                         "output_dir": str(out_dir / p.stem)}, execution_timeout): p.stem
+                        {**(parameters or {}).get(p.stem, {}), "scenario": str(scenario_path),
+                         "market_path": market, "output_dir": str(out_dir / p.stem)}, execution_timeout): p.stem
             for p in paths
         }
         browser = None
@@ -689,9 +856,19 @@ def run_reports(scenario: str | PathLike, notebooks: Sequence[str | PathLike] | 
             bar.set_postfix_str(f"{res.name} {'ok' if res.ok else 'FAILED'}")
             bar.update()
 
+    # notebooks not run this time keep their earlier files and their line in the index
+    for nb in _previous_results(out_dir, set(results)):
+        results[nb.name] = nb
+    ordered = tuple(results[n] for n in chain_order(list(results)))
+    combined = None
+    pdfs = [nb.pdf for nb in ordered if nb.ok and nb.pdf is not None]
+    if pdf and pdfs:
+        try:
+            combined = combine_pdfs(pdfs, out_dir / COMBINED_PDF)
+        except (RuntimeError, OSError) as err:
+            log.warning("no combined PDF: %s", err)
     result = ReportResult(scenario=summary, out_dir=out_dir, index_path=out_dir / "index.html",
-                          notebooks=tuple(results[p.stem] for p in paths),
-                          seconds=time.perf_counter() - started)
+                          notebooks=ordered, seconds=time.perf_counter() - started, combined_pdf=combined)
     # the market notebook counts the MPANs of the market itself, export MPANs included
     counted = next((nb.records["n_mpans"] for nb in result.notebooks if "n_mpans" in nb.records), None)
     result = dataclasses.replace(result, scenario={**result.scenario, "n_mpans": counted})

@@ -9,13 +9,18 @@ reports keep their layout.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_dashboard", "serve_all"]
+__all__ = ["DASHBOARDS", "ServiceInputs", "available_dashboards", "dashboard_apps", "save_dashboard", "serve_all"]
+
+log = logging.getLogger(__name__)
 
 
 def save_dashboard(dash: Any, path: str | PathLike, title: str | None = None, max_states: int = 1000) -> Path:
@@ -73,9 +78,156 @@ def _inline_stylesheets(viewable: Any, root: Any) -> None:
         patch_inline_stylesheets(model)
 
 
+# --------------------------------------------------------------------------------------------------
+# the registry served by ``tom serve``: one page per service, in the order of the settlement chain
+
+
+class ServiceInputs:
+    """What the dashboard builders share for one market: computed once, on first use.
+
+    Parameters
+    ----------
+    market : tomlib.market.Market
+    scenario : tomlib.scenario.Scenario
+        The scenario the market was generated from (its timetable and service knobs).
+    runs : sequence of str, optional
+        Settlement runs the run-based dashboards compute; default every run of the timetable.
+    """
+
+    def __init__(self, market: Any, scenario: Any, runs: Sequence[str] | None = None):
+        self.market, self.scenario = market, scenario
+        self._runs = list(runs) if runs is not None else None
+        self._settled: Any = None
+
+    @property
+    def runs(self) -> list[str]:
+        """Runs in timetable order."""
+        from tomlib import reference
+
+        table = list(reference.run_timetable(self.scenario.timetable).index)
+        return table if self._runs is None else [r for r in table if r in self._runs]
+
+    def settlement(self) -> Any:
+        """:func:`tomlib.settlement.settle_all` on the market, in memory (cached)."""
+        from tomlib import settlement
+
+        if self._settled is None:
+            self._settled = settlement.settle_all(self.scenario, self.runs, market=self.market, save=False)
+        return self._settled
+
+
+def _market_dashboard(inputs: ServiceInputs) -> Any:
+    from tomlib.dashboards.market import MarketDashboard
+
+    return MarketDashboard(market=inputs.market)
+
+
+def _smart_dashboard(inputs: ServiceInputs) -> Any:
+    from tomlib.dashboards.smart import SmartDashboard
+    from tomlib.services import processing
+
+    config = processing.ProcessingConfig.from_scenario(inputs.scenario)
+    results = {r: processing.settle_run(inputs.market, r, config=config, preset=inputs.scenario.timetable)
+               for r in inputs.runs}
+    return SmartDashboard(results=results, market=inputs.market, run="SF" if "SF" in results else inputs.runs[0])
+
+
+def _advanced_dashboard(inputs: ServiceInputs) -> Any:
+    from tomlib.dashboards.advanced import AdvancedDashboard
+    from tomlib.services import advanced
+
+    config = advanced.AdvancedConfig.from_scenario(inputs.scenario)
+    services = advanced.advanced_inputs(inputs.market, config)
+    results = {r: advanced.settle_run(inputs.market, r, config=config, preset=inputs.scenario.timetable)
+               for r in inputs.runs}
+    return AdvancedDashboard(results=results, market=inputs.market, inputs=services)
+
+
+def _volume_allocation_dashboard(inputs: ServiceInputs) -> Any:
+    from tomlib.dashboards.volume_allocation import VolumeAllocationDashboard
+
+    return VolumeAllocationDashboard(recon=inputs.settlement().reconciliation)
+
+
+def _settlement_runs_dashboard(inputs: ServiceInputs) -> Any:
+    from tomlib.dashboards.settlement_runs import SettlementRunsDashboard
+
+    return SettlementRunsDashboard(recon=inputs.settlement().reconciliation)
+
+
+#: page name -> (modules the page needs, builder taking the shared ServiceInputs); chain order.
+#: Services whose notebooks build their dashboards from notebook-only inputs (load shaping,
+#: unmetered supplies) are served by adding a builder here once their inputs have a tomlib function.
+DASHBOARDS: dict[str, tuple[tuple[str, ...], Callable[[ServiceInputs], Any]]] = {
+    "market": (("tomlib.dashboards.market",), _market_dashboard),
+    "smart": (("tomlib.dashboards.smart", "tomlib.services.processing"), _smart_dashboard),
+    "advanced": (("tomlib.dashboards.advanced", "tomlib.services.advanced"), _advanced_dashboard),
+    "volume_allocation": (("tomlib.dashboards.volume_allocation", "tomlib.settlement"),
+                          _volume_allocation_dashboard),
+    "settlement_runs": (("tomlib.dashboards.settlement_runs", "tomlib.settlement"), _settlement_runs_dashboard),
+}
+
+
+def available_dashboards(registry: Mapping[str, tuple[tuple[str, ...], Callable]] | None = None
+                         ) -> dict[str, Callable[[ServiceInputs], Any]]:
+    """The registered builders whose modules import; the others are skipped with a logged reason.
+
+    Parameters
+    ----------
+    registry : mapping, optional
+        Page name -> (module names, builder); default :data:`DASHBOARDS`.
+
+    Returns
+    -------
+    dict
+        Page name -> builder, in registry order.
+    """
+    import importlib
+
+    found = {}
+    for name, (modules, builder) in (DASHBOARDS if registry is None else registry).items():
+        try:
+            for module in modules:
+                importlib.import_module(module)
+        except ImportError as err:
+            log.warning("dashboard %r skipped: %s is not available (%s)", name, module, err)
+            continue
+        found[name] = builder
+    return found
+
+
+def dashboard_apps(market: Any, scenario: Any = None, runs: Sequence[str] | None = None,
+                   registry: Mapping[str, tuple[tuple[str, ...], Callable]] | None = None
+                   ) -> dict[str, Callable[[], Any]]:
+    """Page name -> a callable building that page's dashboard (what ``panel.serve`` takes).
+
+    Parameters
+    ----------
+    market : tomlib.market.Market
+    scenario : Scenario, optional
+        Default: the scenario named by ``market.scenario_name`` in ``datasets/scenarios``.
+    runs : sequence of str, optional
+        Settlement runs of the run-based dashboards; default the whole timetable.
+    registry : mapping, optional
+        Default :data:`DASHBOARDS`.
+    """
+    if scenario is None:
+        from tomlib.scenario import default_scenario_path, load_scenario
+
+        try:
+            scenario = load_scenario(default_scenario_path(market.scenario_name))
+        except FileNotFoundError as err:  # a hand-made market: pages needing the scenario fail when opened
+            log.warning("no scenario file for market %r (%s); service pages need one", market.scenario_name, err)
+    inputs = ServiceInputs(market, scenario, runs)
+    # bind each builder now: a closure over the loop variable would serve the last page everywhere
+    return {name: functools.partial(builder, inputs) for name, builder in available_dashboards(registry).items()}
+
+
 def serve_all(market: Any, port: int = 5006, address: str = "127.0.0.1", show: bool = False,
-              **kwargs: Any) -> Any:
-    """Serve every dashboard of a market with a Panel server (blocks until stopped).
+              scenario: Any = None, runs: Sequence[str] | None = None, **kwargs: Any) -> Any:
+    """Serve every available dashboard of a market in one Panel server, a page per service.
+
+    Blocks until stopped unless ``threaded=True`` is passed. The server's index page links the pages.
 
     Parameters
     ----------
@@ -85,13 +237,16 @@ def serve_all(market: Any, port: int = 5006, address: str = "127.0.0.1", show: b
         Interface to listen on; also the allowed websocket origin.
     show : bool
         Open a browser.
+    scenario : Scenario, optional
+        The market's scenario (see :func:`dashboard_apps`).
+    runs : sequence of str, optional
+        Settlement runs of the run-based dashboards; default the whole timetable.
     **kwargs
         Passed to ``panel.serve`` (e.g. ``threaded=True`` to get the server back in tests).
     """
     import panel as pn
 
-    from tomlib.dashboards.market import MarketDashboard
-
-    apps = {"market": lambda: MarketDashboard(market=market)}
-    return pn.serve(apps, port=port, address=address, show=show,
+    apps = dashboard_apps(market, scenario, runs)
+    log.info("serving dashboards %s on http://%s:%d/", ", ".join(apps), address, port)
+    return pn.serve(apps, port=port, address=address, show=show, title={k: k.replace("_", " ") for k in apps},
                     websocket_origin=[f"{address}:{port}", f"localhost:{port}"], **kwargs)
