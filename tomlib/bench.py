@@ -41,11 +41,15 @@ class Stage:
         Module holding ``bench_inputs`` and the function.
     function : str
         Function timed with the keyword arguments ``bench_inputs`` returns.
+    max_mpan_days : int, optional
+        Largest size worth timing; above it the row says skipped and why (a stage whose cost per
+        meter-period is high would otherwise hold the whole benchmark for half an hour).
     """
 
     name: str
     module: str
     function: str
+    max_mpan_days: int | None = None
 
 
 STAGES: tuple[Stage, ...] = (
@@ -58,6 +62,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("load shaping", "tomlib.services.load_shaping", "load_shapes"),
     Stage("aggregation", "tomlib.services.aggregation", "aggregate"),
     Stage("GSP group correction", "tomlib.services.volume_allocation", "allocate"),
+    Stage("DIP IF-021 (write + validate)", "tomlib.dip", "write_if021", max_mpan_days=100_000),
 )
 
 
@@ -154,6 +159,9 @@ def measure(stage: Stage, mpan_days: int, *, days: int = 7, seed: int = 0, repea
     -------
     StageResult
     """
+    if stage.max_mpan_days is not None and mpan_days > stage.max_mpan_days:
+        return StageResult(stage.name, mpan_days,
+                           skipped=f"timed up to {stage.max_mpan_days:,} MPAN-days only (cost grows linearly)")
     try:
         module = importlib.import_module(stage.module)
     except ModuleNotFoundError as err:

@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input sizes in MPAN-days (a week of settlement days each)")
     p.add_argument("--out", default=str(REPORTS_ROOT / "bench" / "bench.json"))
     p.set_defaults(func=_cmd_bench)
+
+    from tomlib.dip import register_cli  # tom export / tom import of DIP messages
+
+    register_cli(sub)
     return parser
 
 
