@@ -12,7 +12,7 @@ import xarray as xr
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tomlib import calendar, cube
+from tomlib import _io, calendar, cube
 
 # ---- fixtures -------------------------------------------------------------------------------
 
@@ -427,14 +427,14 @@ def test_failed_zarr_swap_restores_previous(tmp_path, monkeypatch):
     path = tmp_path / "x.zarr"
     old = make_cube(seed=1)
     cube.save(old, path)
-    real_rename = cube.os.rename
+    real_rename = _io.os.rename
 
     def rename(src, dst):
         if ".tmp-" in str(src):
             raise OSError("rename failed")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(cube.os, "rename", rename)
+    monkeypatch.setattr(_io.os, "rename", rename)
     with pytest.raises(OSError, match="rename failed"):
         cube.save(make_cube(seed=2), path)
     monkeypatch.undo()

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from tomlib._io import atomic_write_text
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -216,11 +218,7 @@ def run(sizes=(100_000, 1_000_000), out: str | Path = "reports/bench/bench.json"
                     "cpus": os.cpu_count(), "numpy": np.__version__},
         "results": [asdict(r) for r in results],
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(payload, indent=2))
     return results
 
 

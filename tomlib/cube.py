@@ -70,9 +70,6 @@ leaves the previous file as it was and no temporary behind. :func:`open` reads e
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +77,7 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import calendar
+from tomlib._io import atomic_target
 
 __all__ = [
     "ESTIMATION_REASONS",
@@ -640,11 +638,6 @@ def _prepared(ds: xr.Dataset, fmt: str) -> xr.Dataset:
     return out
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink(missing_ok=True)
 
 
 def save(ds: xr.Dataset, path) -> Path:
@@ -670,46 +663,19 @@ def save(ds: xr.Dataset, path) -> Path:
                         "(use DataArray.to_dataset(name=...))")
     path = Path(path)
     fmt = _format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     data = _prepared(ds, fmt)
-    try:
+    with atomic_target(path) as tmp:
         if fmt == "zarr":
             data.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
-            _swap_in(tmp, path)
         else:
             encoding = {k: {"zlib": True, "complevel": 4} for k, v in data.data_vars.items()
                         if v.dtype.kind in "fiub" and v.ndim > 0}
             data.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
-            _fsync(tmp)  # the bytes reach the disk before the name points at them
-            os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
     return path
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
-def _swap_in(tmp: Path, path: Path) -> None:
-    """Rename directory ``tmp`` to ``path``, replacing what was there; restore it on failure."""
-    if not (path.exists() or path.is_symlink()):
-        os.rename(tmp, path)
-        return
-    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
-    os.rename(path, old)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    _remove(old)
 
 
 def _fixed_width(ds: xr.Dataset) -> xr.Dataset:

@@ -48,6 +48,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from tomlib._io import atomic_target, atomic_write_text
 from tomlib.records import read_records
 
 __all__ = [
@@ -240,26 +241,8 @@ class ReportResult:
 # small file helpers
 
 
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
-
-    The suffix is kept because papermill, Panel and Chromium choose a format by it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    with _atomic_target(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
+_atomic_target = atomic_target
+_atomic_write_text = atomic_write_text
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,14 +14,14 @@ Examples
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tomlib._io import atomic_target
 
 __all__ = ["SECTION_COMMENTS", "scenario_yaml", "write_scenario"]
 
@@ -103,14 +103,9 @@ def write_scenario(scenario: Any, path: str | PathLike) -> Path:
     header = (f"Scenario {scenario.name!r}, written by tomlib.scenario_io.write_scenario from "
               f"{scenario.source}.\nRead by tomlib.scenario.load_scenario; settings digest "
               f"{scenario.digest()[:12]}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
+    with atomic_target(path) as tmp:
         tmp.write_text(scenario_yaml(scenario.to_dict(), header), encoding="utf-8")
         back = load_scenario(tmp)
         if back.digest() != scenario.digest():
             raise ValueError(f"{path}: the YAML written does not read back to the same settings")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -18,6 +18,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from tomlib._io import atomic_target
+
 __all__ = ["DASHBOARDS", "ServiceInputs", "available_dashboards", "dashboard_apps", "save_dashboard", "serve_all"]
 
 log = logging.getLogger(__name__)
@@ -48,18 +50,15 @@ def save_dashboard(dash: Any, path: str | PathLike, title: str | None = None, ma
     from panel.viewable import Viewable
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
     Viewable._preprocessing_hooks.append(_inline_stylesheets)
     try:
-        # apple_icon/app_favicon defined (empty) stop Panel's template linking its icons on the CDN
-        pn.panel(dash).save(tmp, resources=INLINE, embed=True, max_states=max_states, progress=False,
-                            title=title or path.stem,
-                            template_variables={"apple_icon": "", "app_favicon": ""})
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            # apple_icon/app_favicon defined (empty) stop Panel's template linking its icons on the CDN
+            pn.panel(dash).save(tmp, resources=INLINE, embed=True, max_states=max_states, progress=False,
+                                title=title or path.stem,
+                                template_variables={"apple_icon": "", "app_favicon": ""})
     finally:
         Viewable._preprocessing_hooks.remove(_inline_stylesheets)
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tomlib._io import temporary_sibling
 from tomlib.dip import schema
 
 __all__ = ["INTERFACES", "LAYOUTS", "export_messages", "import_messages", "iter_messages", "write_messages"]
@@ -65,7 +65,7 @@ class _AtomicFile:
 
     def __init__(self, path: Path):
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+        self.tmp = temporary_sibling(path)
         self.handle = self.tmp.open("w", encoding="utf-8")
         self.bytes = 0
 

@@ -34,9 +34,7 @@ File I/O is only in :func:`read_d0010` and :func:`write_d0010`.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from tomlib import calendar as cal
+from tomlib._io import atomic_write_text
 
 __all__ = [
     "D0010",
@@ -357,16 +356,7 @@ def write_d0010(d: D0010, path: str | Path) -> Path:
     """Write a D0010 file (ASCII, LF), atomically; the text is checked by parsing it back first."""
     text = format_d0010(d)
     parse_d0010(text, source=str(path))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w", encoding="ascii", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_text(path, text, encoding="ascii")
 
 
 # ----------------------------------------------------------------------------------------- conversions

@@ -20,8 +20,6 @@ line and field. The writer replaces its target atomically.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import calendar
+from tomlib._io import atomic_write_text
 
 __all__ = ["COLUMNS", "GCF_TYPES", "gcf_records", "read_gcf", "write_gcf"]
 
@@ -90,14 +89,7 @@ def write_gcf(records: pd.DataFrame, path) -> Path:
     text = table.astype({"period": np.int64, "value": float}).to_csv(index=False, lineterminator="\n",
                                                                       float_format=_shortest)
     _validate(pd.read_csv(_io(text), dtype=str, keep_default_na=False), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text, encoding="ascii")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_text(path, text, encoding="ascii")
 
 
 def _shortest(value) -> str:

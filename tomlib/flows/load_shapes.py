@@ -32,9 +32,7 @@ Writers replace their target atomically.
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import calendar as cal
+from tomlib._io import atomic_write_text
 
 __all__ = [
     "CATEGORY_FIELDS",
@@ -281,14 +280,7 @@ def _write(records: pd.DataFrame, path, fields: tuple[str, ...], kind: str) -> P
     # one record per line: compact, and a diff or an error's record index stays readable
     lines = ",\n".join(json.dumps(rec, allow_nan=False) for rec in data)
     text = '{"data": [\n' + lines + '\n], "metadata": ' + json.dumps({"datasets": [kind]}) + "}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_text(path, text + "\n")
 
 
 def write_if022(records: pd.DataFrame | xr.Dataset, path, **kwargs) -> Path:

@@ -29,14 +29,14 @@ File I/O is only in :func:`read_ums_inventory` and :func:`write_ums_inventory`.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tomlib._io import atomic_write_text
 
 __all__ = [
     "FLOW_VERSION",
@@ -332,12 +332,4 @@ def write_ums_inventory(f: UmsInventoryFile, path: str | Path) -> Path:
         text.encode("ascii")
     except UnicodeEncodeError as exc:
         raise UmsInventoryError(f"{path.name}: character {text[exc.start]!r} is not ASCII") from None
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w", encoding="ascii", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_text(path, text, encoding="ascii")
