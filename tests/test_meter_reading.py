@@ -6,14 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
+from helpers import hand_market
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tomlib import calendar as cal
-from tomlib import cube
-from tomlib import mpan as mpan_mod
-from tomlib.market import Market
 from tomlib.services import meter_reading as mr
 from tomlib.services import metering as me
 
@@ -34,35 +31,7 @@ NO_FAULTS = {
 
 def make_market(first, last, n=6, *, kwh=0.5, seed=7):
     """A hand-made market of n smart-segment import MPANs with constant energy [kWh per period]."""
-    times = cal.time_axis(first, last)
-    cores = mpan_mod.generate_cores(["_P"] * n, np.random.default_rng(seed)).astype(str)
-    energy = np.full((n, len(times)), float(kwh))
-    standing = pd.DataFrame(
-        {
-            "gsp_group": "_P",
-            "market_segment": "S",
-            "connection_type": "W",
-            "domestic": True,
-            "supplier": "ALFA",
-            "bm_unit": "2__PALFA001",
-            "llfc": "001",
-            "measurement_quantity": "AI",
-            "annual_consumption": 3000.0,
-            "profile_class": 1,
-            "linked_mpan": "",
-        },
-        index=pd.Index(cores, name="mpan"),
-    )
-    meters = cube.meter_cube(energy, times, cores, standing)
-    empty = xr.DataArray(np.zeros((0, len(times))), dims=("gsp_group", "time"))
-    return Market(
-        scenario_name="hand",
-        seed=seed,
-        meters=meters,
-        line_loss_factors=empty,
-        unaccounted_energy=empty,
-        gsp_group_take=empty,
-    )
+    return hand_market(first, last, n, gsp_group="_P", kwh=kwh, seed=seed)
 
 
 def all_manual(market, **kw):

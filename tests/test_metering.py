@@ -6,12 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
+from helpers import hand_market
 
 from tomlib import calendar as cal
-from tomlib import cube
-from tomlib import mpan as mpan_mod
-from tomlib.market import Market
 from tomlib.services import metering as me
 
 SHORT_DAY = "2026-03-29"  # 46 periods
@@ -21,38 +18,8 @@ LONG_DAY = "2026-10-25"  # 50 periods
 def make_market(first, last, n=6, *, kwh=0.5, export=0, seed=7, pclass=None, domestic=True):
     """A hand-made market: n smart import MPANs with constant energy [kWh per period], plus
     ``export`` export MPANs linked to the first imports."""
-    times = cal.time_axis(first, last)
-    cores = mpan_mod.generate_cores(["_C"] * (n + export), np.random.default_rng(seed)).astype(str)
-    energy = np.full((n + export, len(times)), float(kwh))
-    linked = np.full(n + export, "", dtype=object)
-    linked[:export] = cores[n:]
-    linked[n:] = cores[:export]
-    standing = pd.DataFrame(
-        {
-            "gsp_group": "_C",
-            "market_segment": "S",
-            "connection_type": "W",
-            "domestic": domestic,
-            "supplier": "ALFA",
-            "bm_unit": "2__CALFA001",
-            "llfc": "001",
-            "measurement_quantity": ["AI"] * n + ["AE"] * export,
-            "annual_consumption": 3000.0,
-            "profile_class": [1 if pclass is None else pclass] * n + [0] * export,
-            "linked_mpan": linked.astype(str),
-        },
-        index=pd.Index(cores, name="mpan"),
-    )
-    meters = cube.meter_cube(energy, times, cores, standing)
-    empty = xr.DataArray(np.zeros((0, len(times))), dims=("gsp_group", "time"))
-    return Market(
-        scenario_name="hand",
-        seed=seed,
-        meters=meters,
-        line_loss_factors=empty,
-        unaccounted_energy=empty,
-        gsp_group_take=empty,
-    )
+    return hand_market(first, last, n, gsp_group="_C", kwh=kwh, export=export, seed=seed, pclass=pclass,
+                       domestic=domestic)
 
 
 # --------------------------------------------------------------------------------- reference extract

@@ -7,11 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import hand_market
 
 from tomlib import calendar as cal
-from tomlib import cube
-from tomlib import mpan as mpan_mod
-from tomlib.market import Market
 from tomlib.services import metering as me
 from tomlib.services import retrieval as rt
 
@@ -21,35 +19,8 @@ CLEAN = dict(success_rate=1.0, comms_failure_rate=0.0, late_data_share=0.0, **NO
 
 def make_market(first, last, n=6, *, seed=7):
     """A hand-made market of n smart import MPANs; energy 0.1 x (mpan index + 1) + 0.01 x period [kWh]."""
-    times = cal.time_axis(first, last)
-    cores = mpan_mod.generate_cores(["_C"] * n, np.random.default_rng(seed)).astype(str)
-    energy = 0.1 * (np.arange(n)[:, None] + 1) + 0.01 * (np.arange(len(times))[None, :] % 48)
-    standing = pd.DataFrame(
-        {
-            "gsp_group": "_C",
-            "market_segment": "S",
-            "connection_type": "W",
-            "domestic": True,
-            "supplier": "ALFA",
-            "bm_unit": "2__CALFA001",
-            "llfc": "001",
-            "measurement_quantity": "AI",
-            "annual_consumption": 3000.0,
-            "profile_class": 1,
-            "linked_mpan": "",
-        },
-        index=pd.Index(cores, name="mpan"),
-    )
-    meters = cube.meter_cube(energy, times, cores, standing)
-    empty = xr.DataArray(np.zeros((0, len(times))), dims=("gsp_group", "time"))
-    return Market(
-        scenario_name="hand",
-        seed=seed,
-        meters=meters,
-        line_loss_factors=empty,
-        unaccounted_energy=empty,
-        gsp_group_take=empty,
-    )
+    return hand_market(first, last, n, gsp_group="_C", seed=seed, energy=lambda rows, periods: (
+        0.1 * (np.arange(rows)[:, None] + 1) + 0.01 * (np.arange(periods)[None, :] % 48)))
 
 
 def all_dcc(market, **kw):
