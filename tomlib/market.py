@@ -68,6 +68,7 @@ parts share the time axis and the random streams; the parts are nevertheless pur
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -172,6 +173,11 @@ class GeneratorSettings:
         "deemed export" convention of 50%); the true export is what the half-hourly netting gives.
     donor_region : str
         Bank-holiday region of the LCL households (London).
+    mpan_id_range : (int, int), optional
+        Range ``[lo, hi)`` of the 10-digit unique part of the MPAN cores drawn (None: all of
+        ``[0, 10**10)``). Not a modelling choice: the chunked generator (:mod:`tomlib.scale`)
+        gives each block of a national market its own range, so cores are unique across blocks
+        that are generated independently.
     """
 
     domestic_mean_kwh: float = 2700.0
@@ -188,10 +194,14 @@ class GeneratorSettings:
     solar_site_sigma: float = 0.1
     deemed_export_share: float = 0.5
     donor_region: str = "england_wales"
+    mpan_id_range: tuple[int, int] | None = None
 
     def to_json(self) -> str:
-        """Canonical JSON of the settings (for ``Market.attrs``)."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """Canonical JSON of the settings (for ``Market.attrs``); ``mpan_id_range`` only when set."""
+        values = dataclasses.asdict(self)
+        if values["mpan_id_range"] is None:
+            del values["mpan_id_range"]
+        return json.dumps(values, sort_keys=True)
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
@@ -709,7 +719,7 @@ def solar_elevation(times, latitude, longitude) -> np.ndarray:
 # unmetered supplies (hook)
 # --------------------------------------------------------------------------------------------------
 def unmetered_supplies(scenario, times: pd.DatetimeIndex, rng: np.random.Generator, ums_per_gsp: dict,
-                       existing_mpans) -> Any:
+                       existing_mpans, mpan_id_range: tuple[int, int] | None = None) -> Any:
     """Unmetered supplies (segment U): street lights and other equipment settled on inventories.
 
     The truth is the actual switching of each item (photocells scatter, lamps fail; see
@@ -726,6 +736,8 @@ def unmetered_supplies(scenario, times: pd.DatetimeIndex, rng: np.random.Generat
         GSP group -> number of UMS MPANs (from the scenario's ``segments.unmetered`` share).
     existing_mpans : array-like of str
         Cores already in the market, which the UMS cores avoid.
+    mpan_id_range : (int, int), optional
+        Range of the unique part of the UMS cores (:attr:`GeneratorSettings.mpan_id_range`).
 
     Returns
     -------
@@ -738,7 +750,7 @@ def unmetered_supplies(scenario, times: pd.DatetimeIndex, rng: np.random.Generat
 
     wanted = {g: n for g, n in ums_per_gsp.items() if n}
     return ums_truth.generate_ums_truth(scenario, reference.gsp_groups(), times, rng, wanted,
-                                        existing_mpans=existing_mpans)
+                                        existing_mpans=existing_mpans, mpan_id_range=mpan_id_range)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1012,14 +1024,19 @@ def donor_mapping(scenario, settings: GeneratorSettings | None = None, lcl_path:
 
 
 def _library(scenario, settings: GeneratorSettings, lcl_path) -> HouseholdDays:
-    lcl = load_lcl_households(lcl_path, label=scenario.market.lcl_label)
-    return household_day_library(
-        lcl,
-        min_coverage=scenario.market.min_household_coverage,
-        min_annual_kwh=settings.min_household_kwh,
-        min_pool_days=settings.min_pool_days,
-        region=settings.donor_region,
-    )
+    return _cached_library(None if lcl_path is None else str(Path(lcl_path).resolve()), scenario.market.lcl_label,
+                           float(scenario.market.min_household_coverage), float(settings.min_household_kwh),
+                           int(settings.min_pool_days), settings.donor_region)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_library(lcl_path, label: str, min_coverage: float, min_annual_kwh: float, min_pool_days: int,
+                    region: str) -> HouseholdDays:
+    """The household-day library, read and cut once per process: a national market is generated in
+    hundreds of blocks, and each would otherwise re-read the LCL file (its arrays are only read from)."""
+    lcl = load_lcl_households(lcl_path, label=label)
+    return household_day_library(lcl, min_coverage=min_coverage, min_annual_kwh=min_annual_kwh,
+                                 min_pool_days=min_pool_days, region=region)
 
 
 def _llfc_of(gsp_group: np.ndarray, segment_use: np.ndarray) -> np.ndarray:
@@ -1072,7 +1089,7 @@ def _standing_frame(scenario, settings: GeneratorSettings, plan: _Plan, solar_ro
     # One core per import plus one reserved for its possible export MPAN, so that the import cores do
     # not depend on which homes have solar (and cores are unique across both by construction).
     pool = np.asarray(mpan_mod.generate_cores(np.concatenate([plan.gsp_group, plan.gsp_group]),
-                                              stream(scenario.seed, "cores"))).astype(str)
+                                              stream(scenario.seed, "cores"), settings.mpan_id_range)).astype(str)
     cores = np.concatenate([pool[:n_imp], pool[n_imp + solar_rows]])
     gsp_all = np.concatenate([plan.gsp_group, plan.gsp_group[solar_rows]])
     kind_all = np.concatenate([plan.kind, np.full(n_exp, "smart_export")])
@@ -1217,7 +1234,7 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
 
     # Unmetered supplies: their own generator; they join the meter cube like any other MPAN.
     ums = unmetered_supplies(scenario, times, stream(scenario.seed, "unmetered"), plan.ums_per_gsp,
-                             standing.index.to_numpy())
+                             standing.index.to_numpy(), settings.mpan_id_range)
     if ums is not None:
         ums_standing = ums.standing.reindex(columns=standing.columns)
         ums_standing["profile_class"] = 0

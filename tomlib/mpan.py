@@ -192,7 +192,7 @@ def validate(core13, where: str = "mpan") -> None:
     raise ValueError(f"{where}: MPAN core at index {i} is {str(text[i])!r}: {reason}{more}")
 
 
-def generate_cores(gsp_groups, rng: np.random.Generator) -> np.ndarray:
+def generate_cores(gsp_groups, rng: np.random.Generator, id_range: tuple[int, int] | None = None) -> np.ndarray:
     """Unique valid MPAN cores for the given GSP groups.
 
     Parameters
@@ -201,6 +201,10 @@ def generate_cores(gsp_groups, rng: np.random.Generator) -> np.ndarray:
         GSP group id per core to make ("_A".."_P").
     rng : numpy.random.Generator
         Source of randomness (results are deterministic for a given generator state).
+    id_range : (int, int), optional
+        Draw the 10-digit unique part of the cores from ``[lo, hi)`` only (default the whole
+        ``[0, 10**10)``): generators that make a market in independent blocks give each block its
+        own range, so cores are unique across blocks by construction.
 
     Returns
     -------
@@ -215,11 +219,18 @@ def generate_cores(gsp_groups, rng: np.random.Generator) -> np.ndarray:
         i = int(np.flatnonzero(unknown)[0])
         raise ValueError(f"gsp_groups: index {i} is {str(groups[i])!r}; expected one of {', '.join(table.index)}")
     dist = table["distributor_id"].reindex(groups).to_numpy(np.int64)
+    lo, hi = (0, 10**10) if id_range is None else (int(id_range[0]), int(id_range[1]))
+    if not 0 <= lo < hi <= 10**10:
+        raise ValueError(f"id_range must satisfy 0 <= lo < hi <= 10**10, got {id_range}")
     unique_id = np.empty(groups.size, dtype=np.int64)
     for d in np.unique(dist):
         where = np.flatnonzero(dist == d)
+        if where.size > hi - lo:
+            raise ValueError(f"generate_cores: {where.size} cores asked for distributor {d}, but id_range {id_range} "
+                             f"holds only {hi - lo}")
         # Sampling without replacement within a distributor makes the cores unique by construction.
-        unique_id[where] = rng.choice(10**10, size=where.size, replace=False)
+        unique_id[where] = lo + rng.choice(hi - lo, size=where.size, replace=False) if id_range is not None \
+            else rng.choice(10**10, size=where.size, replace=False)
     stem = dist * 10**10 + unique_id
     digits = (stem[:, None] // 10 ** np.arange(11, -1, -1, dtype=np.int64)) % 10
     cores = stem * 10 + _check_from_digits(digits)

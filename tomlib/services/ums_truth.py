@@ -237,14 +237,14 @@ def _counts(n_mpans_per_gsp, table: pd.DataFrame) -> dict[str, int]:
     return {g: n for g, n in counts.items() if n > 0}
 
 
-def _cores(gsp: np.ndarray, rng: np.random.Generator, existing) -> np.ndarray:
-    cores = np.asarray(mpan_mod.generate_cores(gsp, rng)).astype(str)
+def _cores(gsp: np.ndarray, rng: np.random.Generator, existing, id_range=None) -> np.ndarray:
+    cores = np.asarray(mpan_mod.generate_cores(gsp, rng, id_range)).astype(str)
     taken = set(np.asarray(existing, dtype=str)) if existing is not None else set()
     for _ in range(100):  # redraw the (rare) clashes with the market's other MPANs
         clash = np.isin(cores, list(taken)) | pd.Series(cores).duplicated().to_numpy()
         if not clash.any():
             return cores
-        cores[clash] = np.asarray(mpan_mod.generate_cores(gsp[clash], rng)).astype(str)
+        cores[clash] = np.asarray(mpan_mod.generate_cores(gsp[clash], rng, id_range)).astype(str)
     raise RuntimeError("generate_ums_truth: could not draw MPAN cores distinct from the existing ones")
 
 
@@ -363,7 +363,8 @@ def _delivery(settings, rng, nights: np.ndarray, hour: float, spread: float, p_m
 
 def generate_ums_truth(scenario_or_settings, gsp_groups_table: pd.DataFrame, time_axis, rng: np.random.Generator,
                        n_mpans_per_gsp, *, existing_mpans=None, charge_codes: pd.DataFrame | None = None,
-                       switch_regimes: pd.DataFrame | None = None) -> ums.UmsTruth:
+                       switch_regimes: pd.DataFrame | None = None,
+                       mpan_id_range: tuple[int, int] | None = None) -> ums.UmsTruth:
     """Make UMS MPANs, their inventories, their true energy and the UMSDS's observations.
 
     Parameters
@@ -383,6 +384,8 @@ def generate_ums_truth(scenario_or_settings, gsp_groups_table: pd.DataFrame, tim
         Cores already in the market; the UMS cores avoid them.
     charge_codes, switch_regimes : DataFrame, optional
         Tables (default: the shipped ones).
+    mpan_id_range : (int, int), optional
+        Range of the 10-digit unique part of the cores (:func:`tomlib.mpan.generate_cores`).
 
     Returns
     -------
@@ -403,7 +406,7 @@ def generate_ums_truth(scenario_or_settings, gsp_groups_table: pd.DataFrame, tim
 
     # standing data
     rs = streams["standing"]
-    cores = _cores(gsp, streams["cores"], existing_mpans)
+    cores = _cores(gsp, streams["cores"], existing_mpans, mpan_id_range)
     supplier = _choice(rs, settings.suppliers, gsp.size).astype(str)
     method = _choice(rs, settings.method_shares, gsp.size).astype(str)
     customer = _choice(rs, [(c[0], c[1]) for c in settings.customers], gsp.size).astype(str)
