@@ -374,10 +374,46 @@ def settle_run(market, run: str, *, scenario=None, settlement_dates=None, events
     """
     ctx = _context or _prepare(market, scenario=scenario, settlement_dates=settlement_dates, events=events,
                                preset=preset, config=config)
+    as_of = run_as_of(ctx, run)
+    settled, force, checks, used = settled_cube(ctx, run, as_of)
+    agg = aggregation.aggregate(settled, force, market.line_loss_factors, actual_quality=ctx.config.actual_quality)
+    take = market.gsp_group_take.sel(time=ctx.times)
+    alloc = volume_allocation.allocate(agg, take, weights=ctx.config.weights, take_split=ctx.config.take_split,
+                                       gcf_range=ctx.config.gcf_range)
+    ds = _assemble(ctx, run, agg, alloc, as_of)
+    checks.update(_checks(ds, agg, settled, force, market))
+    ds.attrs.update(_provenance(ctx, run, as_of, used, checks))
+    return ds
+
+
+def run_as_of(ctx: _Context, run: str) -> pd.Series:
+    """As-of instant of ``run`` per settlement day of the context (:func:`as_of_instants`), after checking
+    that the run is one of the context's timetable."""
     table = reference.run_timetable(ctx.preset)
     if run not in table.index:
         raise ValueError(f"unknown run {run!r} for timetable {ctx.preset!r}; expected one of {', '.join(table.index)}")
-    as_of = as_of_instants(ctx.dates, run, ctx.preset, ctx.config.region)
+    return as_of_instants(ctx.dates, run, ctx.preset, ctx.config.region)
+
+
+def settled_cube(ctx: _Context, run: str, as_of: pd.Series):
+    """Steps 2-3 of a run: every segment's data service, stitched into one settled meter cube.
+
+    The part of :func:`settle_run` that works MPAN by MPAN (the chunked engine of
+    :mod:`tomlib.scale` calls it block by block, then aggregates each block).
+
+    Returns
+    -------
+    settled : Dataset
+        Meter cube of the MPANs of the segments with a data service over the run's periods:
+        ``energy`` [kWh], ``quality``, ``estimation_reason``, standing coordinates.
+    force : RegistrationInForce
+        Registration in force per (MPAN, period) as known at each day's as-of instant.
+    checks : dict
+        MPAN and period counts, per-segment service checks (counts) and unsettled segments.
+    used : dict
+        Segment letter -> the data service function used.
+    """
+    market = ctx.market
     sd_of_t = pd.DatetimeIndex(calendar.from_utc(ctx.times)[0])
     as_of_t = as_of.reindex(sd_of_t).to_numpy()
     meters = market.meters
@@ -419,14 +455,7 @@ def settle_run(market, run: str, *, scenario=None, settlement_dates=None, events
     )
     settled = cube.add_settlement_coords(settled)
     force = reg.in_force(ctx.events, settled["mpan"].values, ctx.times, as_of=as_of_t)
-    agg = aggregation.aggregate(settled, force, market.line_loss_factors, actual_quality=ctx.config.actual_quality)
-    take = market.gsp_group_take.sel(time=ctx.times)
-    alloc = volume_allocation.allocate(agg, take, weights=ctx.config.weights, take_split=ctx.config.take_split,
-                                       gcf_range=ctx.config.gcf_range)
-    ds = _assemble(ctx, run, agg, alloc, as_of)
-    checks.update(_checks(ds, agg, settled, force, market))
-    ds.attrs.update(_provenance(ctx, run, as_of, used, checks))
-    return ds
+    return settled, force, checks, used
 
 
 def _assemble(ctx: _Context, run: str, agg: xr.Dataset, alloc: xr.Dataset, as_of: pd.Series) -> xr.Dataset:
@@ -469,21 +498,54 @@ def _per_unit(alloc: xr.Dataset, values: np.ndarray, units: np.ndarray) -> np.nd
 
 
 def _checks(ds: xr.Dataset, agg: xr.Dataset, settled: xr.Dataset, force, market) -> dict[str, float]:
+    return run_checks(ds, cell_sums(agg, settled, force, market))
+
+
+#: Keys of :func:`cell_sums`: totals over MPAN-periods that add up over any split of the MPANs [kWh].
+CELL_SUMS = ("aggregated consumption", "aggregated consumption defaults", "settled energy of energised MPANs",
+             "aggregated losses", "aggregated losses defaults", "losses recomputed cell by cell")
+
+
+def cell_sums(agg: xr.Dataset, settled: xr.Dataset, force, market) -> dict[str, float]:
+    """The MPAN-level totals behind a run's aggregation and losses checks (:data:`CELL_SUMS`) [kWh].
+
+    They are sums, so the totals of blocks of MPANs add up to those of all of them, and
+    :func:`run_checks` gives the same checks from either.
+    """
+    active = force.energised
+    e = np.asarray(settled["energy"].values)
+    comp = np.asarray(agg["component"].values)
+    # losses recomputed cell by cell, independently of aggregation's keys (defaults excluded)
+    codes, cats = force.codes("llfc")
+    llf = market.line_loss_factors.reindex(llfc=cats).sel(time=settled["time"].values).values
+    valued = active & (np.asarray(settled["quality"].values) != cube.MISSING)
+    cell_loss = np.where(valued, e * (llf[np.maximum(codes, 0), np.arange(e.shape[1])[None, :]] - 1.0), 0.0) \
+        if e.size else np.zeros(0)
+    loss_rows = comp == "losses"
+    return {
+        "aggregated consumption": float(agg["energy"].values[comp == "consumption"].sum()),
+        "aggregated consumption defaults": float(agg["default_energy"].values[comp == "consumption"].sum()),
+        "settled energy of energised MPANs": float(np.where(active & np.isfinite(e), e, 0.0).sum()),
+        "aggregated losses": float(agg["energy"].values[loss_rows].sum()),
+        "aggregated losses defaults": float(agg["default_energy"].values[loss_rows].sum()),
+        "losses recomputed cell by cell": float(cell_loss.sum()),
+    }
+
+
+def run_checks(ds: xr.Dataset, sums: dict[str, float]) -> dict[str, float]:
+    """A run's checks from its dataset and the :func:`cell_sums` of its MPANs."""
     by_group = ds["allocated_net"].groupby(ds["bm_unit_gsp_group"]).sum().reindex(
         bm_unit_gsp_group=ds["gsp_group_id"].values, fill_value=0.0).values
     unalloc = ds["unallocated"].sel(direction="import").values - ds["unallocated"].sel(direction="export").values
     conservation = np.abs(by_group + unalloc - ds["gsp_group_take"].values)
     status = ds["mpan_periods"].sum(["gsp_group_id", "time"]).to_series()
     gcf = ds["gcf"].where(~ds["uncorrectable"])
-    active = force.energised
-    e = np.asarray(settled["energy"].values)
-    comp = np.asarray(agg["component"].values)
     out = {
         "conservation: max |sum allocated + unallocated - GSP group take| [kWh]": float(conservation.max(initial=0)),
         "aggregation: |sum consumption aggregates - defaults - sum settled MPAN energy| [kWh]": float(abs(
-            agg["energy"].values[comp == "consumption"].sum() - agg["default_energy"].values[comp == "consumption"].sum()
-            - np.where(active & np.isfinite(e), e, 0.0).sum())),
-        "aggregation: default energy [kWh]": float(agg["default_energy"].values[comp == "consumption"].sum()),
+            sums["aggregated consumption"] - sums["aggregated consumption defaults"]
+            - sums["settled energy of energised MPANs"])),
+        "aggregation: default energy [kWh]": float(sums["aggregated consumption defaults"]),
         "gcf: min": float(gcf.min()) if gcf.notnull().any() else float("nan"),
         "gcf: max": float(gcf.max()) if gcf.notnull().any() else float("nan"),
         "gcf: cells outside range": float(ds["gcf_out_of_range"].sum()),
@@ -495,16 +557,10 @@ def _checks(ds: xr.Dataset, agg: xr.Dataset, settled: xr.Dataset, force, market)
         "unaccounted energy (market) [kWh]": float(ds["unaccounted_energy"].sum()),
     }
     out.update({f"MPAN-periods: {k}": float(v) for k, v in status.items()})
-    # losses recomputed cell by cell, independently of aggregation's keys (defaults excluded)
-    codes, cats = force.codes("llfc")
-    llf = market.line_loss_factors.reindex(llfc=cats).sel(time=settled["time"].values).values
-    valued = active & (np.asarray(settled["quality"].values) != cube.MISSING)
-    cell_loss = np.where(valued, e * (llf[np.maximum(codes, 0), np.arange(e.shape[1])[None, :]] - 1.0), 0.0) \
-        if e.size else np.zeros(0)
-    loss_rows = comp == "losses"
-    agg_loss = agg["energy"].values[loss_rows].sum() - agg["default_energy"].values[loss_rows].sum()
-    out["losses: |sum losses CCCs - sum energy x (LLF - 1)| [kWh]"] = float(abs(agg_loss - cell_loss.sum()))
-    out["losses [kWh]"] = float(agg["energy"].values[loss_rows].sum())
+    agg_loss = sums["aggregated losses"] - sums["aggregated losses defaults"]
+    out["losses: |sum losses CCCs - sum energy x (LLF - 1)| [kWh]"] = float(
+        abs(agg_loss - sums["losses recomputed cell by cell"]))
+    out["losses [kWh]"] = float(sums["aggregated losses"])
     return out
 
 
