@@ -1,0 +1,178 @@
+"""Where the blocks run: in this process, on a local dask cluster, or on a dask.distributed cluster.
+
+:func:`open_runner` gives a :class:`Runner` whose :meth:`~Runner.map` runs one function per block
+and yields the (small) results as they complete:
+
+- ``synchronous=True``: one after the other in this process (tests, debugging, profiling);
+- default: a :class:`distributed.LocalCluster` of ``workers`` processes with one thread each and
+  ``memory_limit`` each, so at most ``workers`` blocks are in memory at once;
+- ``scheduler="tcp://host:8786"``: a :class:`distributed.Client` on an existing cluster -- the way
+  beyond one machine. The workers must have tomlib installed, and a market store they read or
+  write must be on storage every worker sees (a shared file system).
+
+Workers run one task at a time (``threads_per_worker=1``): the smart data service keeps per-process
+caches that are not meant to be shared between threads.
+
+:class:`PeakMemory` samples the resident memory of this process and all its descendants (the local
+cluster's nanny and worker processes), which :mod:`tracemalloc` cannot see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Self
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "DEFAULT_WORKERS", "PeakMemory", "Runner", "open_runner"]
+
+#: Worker processes of the default local cluster (the machine's 2 cores).
+DEFAULT_WORKERS = 2
+#: Memory limit of each local worker; dask pauses a worker at 80 % and restarts it at 95 %.
+DEFAULT_MEMORY_LIMIT = "10GiB"
+
+
+class Runner:
+    """Runs a function over items, here or on a dask cluster.
+
+    Attributes
+    ----------
+    client : distributed.Client or None
+        None when running synchronously in this process.
+    description : str
+        Where the tasks run (for provenance and logs).
+    """
+
+    def __init__(self, client=None, description: str = "synchronous (this process)"):
+        self.client = client
+        self.description = description
+
+    @property
+    def n_workers(self) -> int:
+        """Workers that run tasks at the same time."""
+        if self.client is None:
+            return 1
+        return max(len(self.client.scheduler_info(n_workers=-1).get("workers", {})), 1)
+
+    def map(self, fn: Callable, items: Iterable, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """``fn(item, *args, **kwargs)`` for every item; results in completion order.
+
+        Each result is released on the cluster as soon as it is yielded, so only results not yet
+        consumed are held anywhere.
+        """
+        items = list(items)
+        if self.client is None:
+            for item in items:  # one block after the other
+                yield fn(item, *args, **kwargs)
+            return
+        from distributed import as_completed
+
+        name = getattr(fn, "__name__", "task")
+        futures = [self.client.submit(fn, item, *args, key=f"{name}-{i}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                                      **kwargs) for i, item in enumerate(items)]
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                future.release()
+                yield result
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+@contextlib.contextmanager
+def open_runner(*, scheduler: str | None = None, workers: int = DEFAULT_WORKERS,
+                memory_limit: str | int = DEFAULT_MEMORY_LIMIT, synchronous: bool = False,
+                processes: bool = True) -> Iterator[Runner]:
+    """A :class:`Runner` for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://host:8786``); its workers run the blocks.
+    workers : int
+        Worker processes of the local cluster (ignored with ``scheduler``).
+    memory_limit : str or int
+        Memory limit per local worker (dask notation, e.g. ``"10GiB"``).
+    synchronous : bool
+        Run in this process, one block after the other.
+    processes : bool
+        Local workers as processes (default) or threads of this process (tests).
+
+    Yields
+    ------
+    Runner
+    """
+    if synchronous:
+        yield Runner()
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        try:
+            yield Runner(client, f"dask cluster at {scheduler}")
+        finally:
+            client.close()
+        return
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, memory_limit=memory_limit,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(cluster)
+    try:
+        yield Runner(client, f"local dask cluster: {workers} worker {'processes' if processes else 'threads'} x 1 "
+                             f"thread, {memory_limit} each")
+    finally:
+        client.close()
+        cluster.close()
+
+
+class PeakMemory:
+    """Peak resident memory of this process and its descendants, sampled in a background thread.
+
+    Use as a context manager; ``peak_bytes`` holds the largest sum of RSS seen [bytes]. RSS counts
+    shared pages (libraries) once per process, so the sum is an upper bound of the memory used.
+
+    Parameters
+    ----------
+    interval : float
+        Seconds between samples.
+    """
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self) -> int:
+        """Current RSS of this process and all its descendants [bytes]."""
+        import psutil
+
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self.sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Self:
+        self.peak_bytes = self.sample()
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self.sample())
