@@ -52,8 +52,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     scenario, path = _load_scenario(args.scenario)
     started = time.perf_counter()
-    market = market_mod.generate(scenario)
     out = Path(args.out) if args.out else market_store_path(scenario.name, Path(args.data_root))
+    from tomlib import scale
+
+    if scale.wants_chunked(scenario, args.engine):  # national scale: block by block (tomlib.scale)
+        done = scale.generate_store(scenario, out, block_mpans=args.block_mpans, **_runner_options(args))
+        print(f"generated scenario {scenario.name!r} from {path} in {len(done.plan)} blocks on {done.runner}: "
+              f"{done.rows:,} MPANs in {done.seconds:.1f} s -> {out}")
+        return 0
+    market = market_mod.generate(scenario)
     out.parent.mkdir(parents=True, exist_ok=True)
     market.save(out)
     meters = market.meters
@@ -104,12 +111,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runner_options(args: argparse.Namespace) -> dict:
+    """Where the chunked engine runs its blocks (tomlib.scale.open_runner)."""
+    return {"scheduler": args.scheduler, "workers": args.workers, "memory_limit": args.memory_limit}
+
+
 def _cmd_settle(args: argparse.Namespace) -> int:
-    from tomlib import settlement
+    from tomlib import scale, settlement
 
     scenario, _ = _load_scenario(args.scenario)
     runs = None if args.run.lower() == "all" else [r.strip().upper() for r in args.run.split(",")]
-    result = settlement.settle_all(scenario, runs, data_root=Path(args.data_root))
+    store = market_store_path(scenario.name, Path(args.data_root))
+    if args.engine != "memory" and (scale.wants_chunked(scenario, args.engine) or scale.is_market_store(store)):
+        chunked = scale.settle_chunked(scenario, runs, data_root=Path(args.data_root), block_mpans=args.block_mpans,
+                                       **_runner_options(args))
+        print(f"settled {len(chunked.plan)} blocks ({chunked.source}) on {chunked.runner} in "
+              f"{sum(chunked.seconds.values()):.1f} s")
+        result = chunked.result
+    else:
+        result = settlement.settle_all(scenario, runs, data_root=Path(args.data_root))
     for name, run in result.runs.items():
         print(f"{name}: {run.path}")
     print(f"reconciliation: {result.path}")
@@ -134,9 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--scenario", default="demo", help="scenario name in datasets/scenarios or a YAML path")
         p.add_argument("--data-root", default=str(DATA_ROOT), help="folder of generated markets")
 
+    def scale_args(p: argparse.ArgumentParser) -> None:  # the chunked engine (tomlib.scale, README "National scale")
+        from tomlib.scale import CHUNKED_ABOVE_MPANS, DEFAULT_BLOCK_MPANS
+        from tomlib.scale.cluster import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS
+
+        p.add_argument("--engine", choices=("auto", "memory", "chunked"), default="auto",
+                       help=f"in memory, or chunked in GSP group x MPAN blocks on dask; auto: chunked above "
+                            f"{CHUNKED_ABOVE_MPANS:,} import MPANs (or when the market store is a chunked one)")
+        p.add_argument("--block-mpans", type=int, default=DEFAULT_BLOCK_MPANS,
+                       help="chunked: most import MPANs per block")
+        p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="chunked: local worker processes")
+        p.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT, help="chunked: memory limit per local worker")
+        p.add_argument("--scheduler", help="chunked: address of a dask scheduler (tcp://host:8786) to run the blocks "
+                                           "on a cluster instead of local workers")
+
     p = sub.add_parser("generate", help="generate a scenario's true-world market and save it")
     scenario_arg(p)
     p.add_argument("--out", help="store path (.zarr or .nc); default data/<scenario>/market.zarr")
+    scale_args(p)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("settle", help="settlement runs on a scenario's market, saved with their reconciliation")
@@ -144,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="all",
                    help="settlement run(s): II, SF, R1, R2, R3, RF, DF, a comma-separated list, or 'all' "
                         "(every run of the scenario's timetable)")
+    scale_args(p)
     p.set_defaults(func=_cmd_settle)
 
     p = sub.add_parser("report", help="run the service notebooks and write HTML/PDF reports and an index")

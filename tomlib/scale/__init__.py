@@ -3,24 +3,30 @@
 (Documentation in progress; see plan, generate, settle, cluster.)
 """
 
-from tomlib.scale.cluster import PeakMemory, Runner, open_runner
-from tomlib.scale.generate import MarketStore, generate_block, generate_store, is_market_store
-from tomlib.scale.plan import (
-    CHUNKED_ABOVE_MPANS,
-    DEFAULT_BLOCK_MPANS,
-    Block,
-    BlockPlan,
-    block_scenario,
-    plan_blocks,
-    wants_chunked,
-)
-from tomlib.scale.settle import (
-    ChunkedSettlement,
-    check_sample,
-    combine_aggregates,
-    settle_block,
-    settle_chunked,
-)
+import importlib
+
+#: Public names -> the submodule holding them; imported on first use, so ``tom --help`` (which
+#: reads the defaults below) does not pay for xarray.
+_WHERE = {
+    "PeakMemory": "cluster", "Runner": "cluster", "open_runner": "cluster",
+    "MarketStore": "generate", "generate_block": "generate", "generate_store": "generate",
+    "is_market_store": "generate",
+    "CHUNKED_ABOVE_MPANS": "plan", "DEFAULT_BLOCK_MPANS": "plan", "Block": "plan", "BlockPlan": "plan",
+    "block_scenario": "plan", "plan_blocks": "plan", "wants_chunked": "plan",
+    "ChunkedSettlement": "settle", "check_sample": "settle", "combine_aggregates": "settle",
+    "settle_block": "settle", "settle_chunked": "settle",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"tomlib.scale.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'tomlib.scale' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
+
 
 __all__ = [
     "CHUNKED_ABOVE_MPANS",

@@ -1,0 +1,272 @@
+"""The chunked engine (tomlib.scale) on small data: block plan, chunked market store, chunked settlement.
+
+What is pinned here:
+- the plan splits each GSP group into even blocks, with their own seeds and disjoint MPAN core ranges
+  (block edges: a group exactly one block, one MPAN over, one MPAN per block);
+- a block is a market: regenerated alone it is bit for bit the block the store holds, and cores are
+  unique and valid across blocks;
+- chunked settlement equals the in-memory path: each block's settled MPAN data (digest) and
+  aggregates equal those of the in-memory steps on that block's market, a GSP group split over
+  blocks is corrected once on the sum of its blocks' aggregates, and with one block per GSP group
+  the chunked run equals ``settlement.settle_run`` in every variable, exactly;
+- the same numbers on a real 2-worker dask LocalCluster as in this process;
+- a 46-period and a 50-period day.
+
+Tolerances: exact (``==``) wherever the same floating-point operations run in the same order; 1e-9
+relative where a GSP group's blocks are summed in another order than one market's MPANs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tomlib import cli, mpan, settlement
+from tomlib import scenario as scenario_mod
+from tomlib.scale import (
+    MarketStore,
+    block_scenario,
+    check_sample,
+    combine_aggregates,
+    generate_block,
+    generate_store,
+    is_market_store,
+    open_runner,
+    plan_blocks,
+    settle_chunked,
+    wants_chunked,
+)
+from tomlib.scale import plan as plan_mod
+from tomlib.services import aggregation, volume_allocation
+
+
+def _scenario(name: str, day: str, mpans: dict, unmetered: float = 0.01):
+    base = scenario_mod.load_scenario("tiny")
+    return base.with_overrides({"name": name, "first_date": day, "last_date": day, "gsp_groups": list(mpans),
+                                "mpans": mpans, "segments.unmetered": unmetered,
+                                "segments.smart_domestic": 0.85 - unmetered})
+
+
+@pytest.fixture(scope="module")
+def spring(tmp_path_factory):
+    """46-period day; _C (601 imports) split into 2 uneven blocks, _P one block; a market store."""
+    sc = _scenario("scale_spring", "2026-03-29", {"_C": 601, "_P": 200})
+    root = tmp_path_factory.mktemp("scale")
+    done = generate_store(sc, root / sc.name / "market.zarr", block_mpans=301, synchronous=True)
+    chunked = settle_chunked(sc, ["SF"], data_root=root, synchronous=True)
+    return sc, done, chunked
+
+
+@pytest.fixture(scope="module")
+def autumn():
+    """50-period day, one GSP group in 2 blocks (no store: blocks regenerated from their seeds)."""
+    return _scenario("scale_autumn", "2026-10-25", {"_P": 500}, unmetered=0.0)
+
+
+# ------------------------------------------------------------------------------------------ plan
+
+
+def test_plan_splits_each_gsp_group_into_even_blocks_with_own_seeds_and_core_ranges():
+    sc = _scenario("p", "2026-03-29", {"_C": 1001, "_P": 1000})
+    plan = plan_blocks(sc, 1000)
+    assert [(b.gsp_group, b.part, b.import_mpans) for b in plan.blocks] == [("_C", 0, 501), ("_C", 1, 500),
+                                                                            ("_P", 0, 1000)]
+    assert plan.import_mpans == sc.n_mpans and [b.index for b in plan.blocks] == [0, 1, 2]
+    assert len({b.seed for b in plan.blocks}) == 3 and plan_blocks(sc, 1000) == plan  # deterministic
+    assert plan.blocks[0].id_range[1] == plan.blocks[1].id_range[0]  # disjoint core ranges
+    assert plan_mod.BlockPlan.from_json(plan.to_json()) == plan
+    one_each = plan_blocks(_scenario("p", "2026-03-29", {"_C": 7, "_P": 3}), 1)
+    assert len(one_each) == 10 and {b.import_mpans for b in one_each.blocks} == {1}
+    with pytest.raises(ValueError, match="at most 1000 blocks per GSP group"):
+        plan_blocks(sc, 1)  # 1,001 blocks would overflow the MPAN core ranges
+    assert [b.parts for b in plan_blocks(sc, 1001).blocks] == [1, 1]
+    # the seed of a block depends on its group and number, not on how many blocks there are
+    assert plan_blocks(sc, 600).blocks[0].seed == plan.blocks[0].seed
+    block = plan.blocks[1]
+    assert block_scenario(sc, block).mpans == {"_C": 500} and block_scenario(sc, block).seed == block.seed
+
+
+@pytest.mark.parametrize("size", [0, -5, plan_mod.MAX_BLOCK_MPANS + 1])
+def test_plan_rejects_block_sizes_out_of_range(size):
+    with pytest.raises(ValueError, match="block_mpans"):
+        plan_blocks(_scenario("p", "2026-03-29", {"_C": 10}), size)
+
+
+def test_gb_scenarios_go_to_the_chunked_engine():
+    gb = scenario_mod.load_scenario("gb")
+    assert wants_chunked(gb) and not wants_chunked(scenario_mod.load_scenario("demo"))
+    assert wants_chunked(scenario_mod.load_scenario("demo"), "chunked") and not wants_chunked(gb, "memory")
+    assert 29_000_000 < gb.n_mpans < 30_000_000 and len(gb.gsp_groups) == 14
+    for name, periods in (("gb", 48), ("gb_spring", 46), ("gb_autumn", 50)):
+        sc = scenario_mod.load_scenario(name)
+        assert sc.first_date == sc.last_date and sc.mpans == gb.mpans and sc.seed == gb.seed
+        assert len(pd.date_range(sc.first_date, periods=2, freq="D")) == 2
+        from tomlib import calendar
+
+        assert len(calendar.time_axis(sc.first_date, sc.last_date)) == periods
+    assert len(plan_blocks(gb)) == sum(-(-n // plan_mod.DEFAULT_BLOCK_MPANS) for n in gb.mpans.values())
+    with pytest.raises(ValueError, match="engine"):
+        wants_chunked(gb, "fast")
+
+
+# ------------------------------------------------------------------------------------------ store
+
+
+def test_store_holds_every_block_as_it_regenerates_alone(spring):
+    sc, done, _ = spring
+    store = MarketStore(done.path)
+    assert is_market_store(done.path) and len(store.plan) == 3 and store.rows == done.rows
+    assert [b.import_mpans for b in store.plan.blocks] == [301, 300, 200]
+    assert not [p for p in done.path.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+    kept, fresh = store.block_market(1), generate_block(sc, store.plan.blocks[1])  # regenerated alone
+    assert kept.seed == store.plan.blocks[1].seed and kept.meters.sizes["time"] == 46
+    np.testing.assert_array_equal(kept.meters["energy"].values, fresh.meters["energy"].values)
+    np.testing.assert_array_equal(kept.meters["mpan"].values, fresh.meters["mpan"].values)
+    xr.testing.assert_identical(kept.gsp_group_take, fresh.gsp_group_take)
+    assert (kept.meters["market_segment"].values.astype(str) == "U").any()
+    cores = []
+    for block in store.plan.blocks:  # three blocks
+        ids = store.block_market(block.index).meters["mpan"].values.astype(str)
+        unique_part = np.array([int(c[2:12]) for c in ids])
+        assert ((unique_part >= block.id_range[0]) & (unique_part < block.id_range[1])).all()
+        cores.append(ids)
+    cores = np.concatenate(cores)
+    mpan.validate(cores, "store")
+    assert np.unique(cores).size == cores.size == store.rows
+    # the GSP group take is the sum of its blocks' takes; every block wrote its own row
+    root = xr.open_zarr(done.path, consolidated=False)
+    assert root["block_done"].values.all() and root["block_take"].encoding["chunks"] == (1, 46)
+    c_rows = np.asarray(root["block_gsp_group"].values, dtype=object).astype(str) == "_C"
+    np.testing.assert_allclose(store.gsp_group_take.sel(gsp_group="_C").values,
+                               root["block_take"].values[c_rows].sum(axis=0), rtol=1e-12)
+    lazy = store.meters()
+    assert lazy.sizes == {"mpan": store.rows, "time": 46} and lazy["energy"].chunks is not None
+    assert float(lazy["energy"].sum()) == pytest.approx(sum(
+        float(store.block_market(i).meters["energy"].sum()) for i in range(3)), rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------ settlement
+
+
+def test_chunked_run_equals_the_in_memory_path_block_by_block(spring):
+    sc, done, chunked = spring
+    ds = chunked.result.runs["SF"].dataset
+    assert settlement.check_table(chunked.result)["ok"].all()
+    assert ds.attrs["engine"].startswith("chunked") and ds.sizes["block"] == 3 and ds.sizes["time"] == 46
+    store = MarketStore(done.path)
+    keys = aggregation.AGGREGATE_COORDS
+    index = pd.MultiIndex.from_arrays([ds[c].values.astype(str) for c in keys])
+    in_memory, takes = [], []
+    for block in store.plan.blocks:  # the in-memory run of each block's market, unchanged
+        market = store.block_market(block.index)
+        run = settlement.settle_run(market, "SF", scenario=block_scenario(sc, block))
+        rows = index.get_indexer(pd.MultiIndex.from_arrays([run[c].values.astype(str) for c in keys]))
+        assert (rows >= 0).all()
+        np.testing.assert_array_equal(ds["block_energy"].values[block.index][rows], run["uncorrected"].values)
+        assert ds["block_input_digest"].values[block.index] == run.attrs["input_digest"]
+        in_memory.append(run)
+        takes.append(market.gsp_group_take)
+    # a GSP group split over blocks: corrected once, on the sum of its blocks' aggregates
+    agg = combine_aggregates([_as_aggregates(r) for r in in_memory])
+    take = xr.concat(takes, dim="gsp_group").groupby("gsp_group").sum()
+    expect = volume_allocation.allocate(agg, take)
+    rows = index.get_indexer(pd.MultiIndex.from_arrays([agg[c].values.astype(str) for c in keys]))
+    np.testing.assert_allclose(ds["corrected"].values[rows], expect["corrected"].values, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ds["gcf"].sel(gsp_group_id=expect["gsp_group_id"]).values, expect["gcf"].values,
+                               rtol=1e-9)
+    assert int(ds["mpan_periods"].sum()) == sum(int(r["mpan_periods"].sum()) for r in in_memory)
+    assert int(ds["mpan_periods"].sum()) == store.rows * 46
+    checks = json.loads(ds.attrs["checks"])
+    assert checks["mpans"] == store.rows and checks["periods"] == 46
+    assert checks["S: mpan_periods"] == sum(json.loads(r.attrs["checks"])["S: mpan_periods"] for r in in_memory)
+    sample = check_sample(ds, sc, 2, store=done.path)
+    assert sample["settled_digest_equal"] and sample["aggregates_max_abs_diff_kwh"] == 0.0
+    saved = settlement.open_run(chunked.result.runs["SF"].path)
+    np.testing.assert_array_equal(saved["allocated_net"].values, ds["allocated_net"].values)
+
+
+def test_one_block_per_gsp_group_is_exactly_the_in_memory_run(autumn):
+    chunked = settle_chunked(autumn, ["SF"], block_mpans=500, synchronous=True, save=False)
+    ds = chunked.result.runs["SF"].dataset
+    assert chunked.source.startswith("regenerated") and ds.sizes["time"] == 50
+    block = chunked.plan.blocks[0]
+    want = settlement.settle_run(generate_block(autumn, block), "SF", scenario=block_scenario(autumn, block))
+    for name in want.variables:
+        np.testing.assert_array_equal(ds[name].values, want[name].values, err_msg=name)
+    got_checks, want_checks = json.loads(ds.attrs["checks"]), json.loads(want.attrs["checks"])
+    assert got_checks.keys() == want_checks.keys()
+    for key, value in want_checks.items():
+        assert got_checks[key] == value or (np.isnan(value) and np.isnan(got_checks[key])), key
+    for key in ("input_digest", "segment_services", "as_of_first", "settlement_dates", "config"):
+        assert ds.attrs[key] == want.attrs[key], key
+
+
+def test_tom_generate_and_settle_pick_the_chunked_engine_and_a_cluster_agrees(autumn, tmp_path, monkeypatch):
+    import contextlib
+
+    from tomlib.scale import generate as gen_mod
+    from tomlib.scale import settle as settle_mod
+
+    @contextlib.contextmanager
+    def here(**options):  # the CLI's runner options reach open_runner; run in this process
+        assert options == {"scheduler": None, "workers": 2, "memory_limit": "3GiB"}
+        with open_runner(synchronous=True) as runner:
+            yield runner
+
+    monkeypatch.setattr(gen_mod, "open_runner", here)
+    monkeypatch.setattr(settle_mod, "open_runner", here)
+    path = tmp_path / "scale_autumn.yaml"
+    path.write_text(json.dumps(autumn.to_dict()))  # JSON is YAML
+    args = ["--scenario", str(path), "--data-root", str(tmp_path)]
+    assert cli.main(["generate", *args, "--engine", "chunked", "--block-mpans", "250", "--memory-limit", "3GiB"]) == 0
+    store = tmp_path / "scale_autumn" / "market.zarr"
+    assert is_market_store(store)
+    assert cli.main(["settle", "--run", "SF", *args, "--memory-limit", "3GiB"]) == 0  # auto: a chunked store
+    here_ds = settlement.open_run(tmp_path / "scale_autumn" / "settlement" / "SF.zarr")
+    assert here_ds.attrs["engine"].startswith("chunked") and here_ds.sizes["block"] == 2
+    monkeypatch.undo()
+
+    # the same blocks on a real local cluster of two worker processes
+    with open_runner(workers=2, memory_limit="2GiB") as runner:
+        assert runner.n_workers == 2
+        there = settle_chunked(autumn, ["SF"], store=store, runner=runner, save=False)
+    assert "local dask cluster" in there.runner and len(there.plan) == 2
+    there_ds = there.result.runs["SF"].dataset
+    for name in ("allocated_net", "gcf", "corrected", "block_energy", "mpan_periods", "true_net"):
+        np.testing.assert_array_equal(here_ds[name].values, there_ds[name].values, err_msg=name)
+    assert here_ds.attrs["input_digest"] == there_ds.attrs["input_digest"]
+    assert list(here_ds["block_settled_digest"].values) == list(there_ds["block_settled_digest"].values)
+
+
+# ------------------------------------------------------------------------------------------ combining
+
+
+def _as_aggregates(run: xr.Dataset) -> xr.Dataset:
+    """The uncorrected aggregates of an in-memory run, in the layout aggregation gives them."""
+    return xr.Dataset({"energy": run["uncorrected"], "default_energy": run["uncorrected"] * 0.0,
+                       "mpan_count": run["mpan_count"], "default_count": run["default_count"],
+                       "mpan_periods": run["mpan_periods"]})
+
+
+@settings(max_examples=8, deadline=None)
+@given(cut=st.integers(1, 59), seed=st.integers(0, 3))
+def test_aggregates_of_any_split_of_the_mpans_add_up_to_those_of_all(cut, seed):
+    # without cells to default (defaults use means over the aggregated MPANs) a split changes nothing
+    inputs = aggregation.bench_inputs(mpan_days=60 * 2, days=2, seed=seed, missing_share=0.0)
+    meters, reg, llf = inputs["meters"], inputs["registration"], inputs["line_loss_factors"]
+    whole = aggregation.aggregate(meters, reg, llf)
+    combined = combine_aggregates([aggregation.aggregate(meters.isel(mpan=rows), reg, llf)
+                                   for rows in (slice(0, cut), slice(cut, None))])
+    keys = aggregation.AGGREGATE_COORDS
+    index = pd.MultiIndex.from_arrays([combined[c].values.astype(str) for c in keys])
+    rows = index.get_indexer(pd.MultiIndex.from_arrays([whole[c].values.astype(str) for c in keys]))
+    assert (rows >= 0).all() and rows.size == combined.sizes["aggregate"]
+    for name in ("energy", "mpan_count", "default_count"):
+        np.testing.assert_allclose(combined[name].values[rows], whole[name].values, rtol=1e-12, atol=1e-12)
+    xr.testing.assert_equal(combined["mpan_periods"], whole["mpan_periods"])
