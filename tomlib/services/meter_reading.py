@@ -330,7 +330,8 @@ def read_meters(
     prio = np.select([ev_type == "opening", ev_type == "site_visit", ev_type == "customer"], [0, 1, 2], 3)
     order = np.lexsort((prio, ev_at, ev_m))
     ev_m, ev_at, ev_type = ev_m[order], ev_at[order], ev_type[order]
-    keep = np.r_[True, (ev_m[1:] != ev_m[:-1]) | (ev_at[1:] != ev_at[:-1])]
+    # [: size]: with no MPAN read by hand there are no events, and no leading True either
+    keep = np.r_[True, (ev_m[1:] != ev_m[:-1]) | (ev_at[1:] != ev_at[:-1])][: ev_m.size]
     # The meter-exchange visit already reads the meters at its instant.
     ex = metering.exchanges
     ex_key = pd.MultiIndex.from_arrays([ex["mpan"].to_numpy(dtype=str), ex["exchanged_at"].to_numpy()])
