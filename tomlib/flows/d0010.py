@@ -24,9 +24,16 @@ routine (our site visit and opening reads), F final (removal), I initial (instal
 remotely obtained; other codes convert to read type ``other``. Reading method [INF]: ``P`` for
 reads by an agent on site, ``N`` otherwise.
 
-Every error is a :class:`D0010Error` (a ``ValueError``) naming the source, the line and the field
-with what was expected, e.g. ``"x.uff, line 4, field 3 (read_at): expected a valid CCYYMMDDHHMMSS
-date-time, got '20161322000000'"``.
+Every error is a :class:`D0010Error` (a :class:`tomlib.flows.FlowError`, a ``ValueError``) naming the
+source, the line and the field with what was expected, e.g. ``"x.uff, line 4, field 3 (read_at):
+expected a valid CCYYMMDDHHMMSS date-time, got '20161322000000'"``. Besides the record syntax the
+reader refuses: an MPAN core whose check digit is wrong (``check_mpan=False`` keeps such a file, so
+that :func:`tomlib.services.meter_reading.screen_reads` can refuse the reading alone, as a data service
+does), a date-time outside :data:`tomlib.flows.DATE_RANGE`, and the same register read twice at the
+same time (MPAN, meter, register, read time). Nothing is returned unless the whole file is valid.
+
+A D0010 is small (one record group per metering point read) and record-structured, so it is read whole
+and checked record by record; the half-hourly and CSV readers stream instead.
 
 File I/O is only in :func:`read_d0010` and :func:`write_d0010`.
 """
@@ -42,7 +49,9 @@ import numpy as np
 import pandas as pd
 
 from tomlib import calendar as cal
+from tomlib import mpan as mpan_mod
 from tomlib._io import atomic_write_text
+from tomlib.flows._common import DATE_RANGE, FlowError
 
 __all__ = [
     "D0010",
@@ -58,7 +67,7 @@ __all__ = [
 ]
 
 
-class D0010Error(ValueError):
+class D0010Error(FlowError):
     """A D0010 file or record is not valid."""
 
 
@@ -184,6 +193,10 @@ def _valid_timestamp(text: str) -> bool:
     return True
 
 
+def _in_range(text: str) -> bool:
+    return DATE_RANGE[0] <= pd.Timestamp(_dt.datetime.strptime(text[:8], "%Y%m%d")) <= DATE_RANGE[1]
+
+
 def _record(
     source: str, line_no: int, line: str, expected: tuple[str, ...]
 ) -> tuple[str, list[str], tuple[str, ...]]:
@@ -219,10 +232,15 @@ def _record(
                 f"{source}, line {line_no}, field {k} ({name}): expected a valid CCYYMMDDHHMMSS "
                 f"date-time, got {text!r}"
             )
+        if name in _TIMESTAMP_FIELDS and text and not _in_range(text):
+            raise D0010Error(
+                f"{source}, line {line_no}, field {k} ({name}): expected a date-time from "
+                f"{DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1]:%Y-%m-%d}, got {text!r}"
+            )
     return kind, values, extra
 
 
-def parse_d0010(text: str, source: str = "<string>") -> D0010:
+def parse_d0010(text: str, source: str = "<string>", *, check_mpan: bool = True) -> D0010:
     """Parse the text of a D0010 file strictly.
 
     Parameters
@@ -231,6 +249,9 @@ def parse_d0010(text: str, source: str = "<string>") -> D0010:
         File content.
     source : str
         Name used in error messages.
+    check_mpan : bool
+        Refuse an MPAN core whose check digit is wrong (False: keep it for the data service's
+        per-reading screen, :func:`tomlib.services.meter_reading.screen_reads`).
 
     Returns
     -------
@@ -240,7 +261,8 @@ def parse_d0010(text: str, source: str = "<string>") -> D0010:
     ------
     D0010Error
         Naming the source, line and field: wrong record order or nesting, a field that does not
-        match its rule, a bad record or flow count, mismatched file ids, an empty file.
+        match its rule, a bad record or flow count, mismatched file ids, an empty file, a wrong MPAN
+        check digit, a date-time out of range, a register read twice at one time.
     """
     if text == "":
         raise D0010Error(f"{source}: empty file; expected a ZHV header line")
@@ -257,6 +279,7 @@ def parse_d0010(text: str, source: str = "<string>") -> D0010:
     group = meter_group = -1
     cur026: list[str] | None = None
     cur028: list[str] | None = None
+    lines026: list[tuple[int, str]] = []
     state = "start"  # what the previous body record was: start, 026, 028, 030
     n_body = len(lines) - 2
     for i, line in enumerate(lines[1:-1], start=2):
@@ -267,6 +290,7 @@ def parse_d0010(text: str, source: str = "<string>") -> D0010:
         if kind == "026":
             group += 1
             cur026 = values
+            lines026.append((i, values[0]))
         elif kind == "028":
             meter_group += 1
             cur028 = values
@@ -300,6 +324,19 @@ def parse_d0010(text: str, source: str = "<string>") -> D0010:
             f"{source}, line {last}, field 5 (flow_count): expected {group + 1} (the 026 groups), "
             f"got {trailer['flow_count']!r}"
         )
+    if check_mpan and lines026:
+        cores = np.array([m for _, m in lines026])
+        bad = ~np.asarray(mpan_mod.is_valid(cores), dtype=bool).reshape(-1)
+        if bad.any():
+            k = int(np.argmax(bad))
+            core = str(cores[k])
+            detail = f" (check digit {core[-1]}, expected {int(mpan_mod.check_digit(core[:12]))})" if \
+                len(core) == 13 else ""
+            raise D0010Error(
+                f"{source}, line {lines026[k][0]}, field 2 (mpan): expected a 13-digit MPAN core with a valid "
+                f"check digit, got {core!r}{detail}"
+            )
+    _check_repeats(rows, source)
     cols = list(_READING_COLUMNS) + ["group", "meter_group", "line"]
     readings = pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame({c: [] for c in cols})
     for c in _READING_COLUMNS:
@@ -316,7 +353,26 @@ def parse_d0010(text: str, source: str = "<string>") -> D0010:
     )
 
 
-def read_d0010(path: str | Path) -> D0010:
+def _check_repeats(rows: list[list], source: str) -> None:
+    """The same register read twice at the same time (MPAN, meter, register, read time) is an error."""
+    if not rows:
+        return
+    key = pd.DataFrame([(r[0], r[2], r[4], r[5]) for r in rows])
+    dup = key.duplicated(keep=False).to_numpy()
+    if dup.any():
+        idx = np.flatnonzero(dup)
+        first = idx[0]
+        later = next(j for j in idx[1:] if (key.iloc[j] == key.iloc[first]).all())
+        a, b = rows[first], rows[later]
+        what = "conflicting values" if a[6] != b[6] else "the same value"
+        raise D0010Error(
+            f"{source}, line {b[-1]}, field 3 (read_at): expected each register read once per read time; "
+            f"MPAN {a[0]}, meter {a[2]!r}, register {a[4]} at {a[5]} is also on line {a[-1]} "
+            f"({what}: {a[6]} and {b[6]})"
+        )
+
+
+def read_d0010(path: str | Path, *, check_mpan: bool = True) -> D0010:
     """Read a D0010 file (ASCII) strictly; see :func:`parse_d0010`."""
     path = Path(path)
     data = path.read_bytes()
@@ -325,7 +381,7 @@ def read_d0010(path: str | Path) -> D0010:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise D0010Error(f"{path.name}, line {line}: byte 0x{data[exc.start]:02x} is not ASCII") from None
-    return parse_d0010(text, source=path.name)
+    return parse_d0010(text, source=path.name, check_mpan=check_mpan)
 
 
 def format_d0010(d: D0010) -> str:
@@ -355,7 +411,7 @@ def format_d0010(d: D0010) -> str:
 def write_d0010(d: D0010, path: str | Path) -> Path:
     """Write a D0010 file (ASCII, LF), atomically; the text is checked by parsing it back first."""
     text = format_d0010(d)
-    parse_d0010(text, source=str(path))
+    parse_d0010(text, source=str(path), check_mpan=False)
     return atomic_write_text(path, text, encoding="ascii")
 
 
@@ -569,5 +625,5 @@ def reads_to_d0010(
         "completed_at": done,
     }
     d = D0010(header=header, readings=df, trailer=trailer, source="<reads>", final_newline=True)
-    parse_d0010(format_d0010(d), source="<reads>")
+    parse_d0010(format_d0010(d), source="<reads>", check_mpan=False)
     return d
