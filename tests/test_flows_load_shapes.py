@@ -170,7 +170,7 @@ def test_duplicates_and_bad_json_are_refused(tmp_path, spring):
     with pytest.raises(ValueError, match=rf"dup.json, record {n}, .*duplicate record"):
         fl.read_if022(tmp_path / "dup.json")
     (tmp_path / "nan.json").write_text('{"data": [{"loadShapePeriodValue": NaN}]}')
-    with pytest.raises(ValueError, match="nan.json: not valid JSON"):
+    with pytest.raises(fl.LoadShapeError, match="nan.json: expected valid JSON, got the non-standard constant NaN"):
         fl.read_if022(tmp_path / "nan.json")
     (tmp_path / "obj.json").write_text('{"records": []}')
     with pytest.raises(ValueError, match="obj.json: expected an object with 'data'"):

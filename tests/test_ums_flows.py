@@ -13,10 +13,10 @@ from tomlib.flows import ums_inventory as fl
 from tomlib.services import ums
 
 TEXT = """ZHV|F0001|UMSINV001|U|LOND|M|UMSD|20260301100000|OPER|
-UMP|1200000000019|_C|20260301|
+UMP|1200000000011|_C|20260301|
 UMI|L0001|4210066500001|821|10|Strand zone 01|
 UMI|L0002|1010070000001|823|0|Strand zone 02|
-UMP|1200000000027|_C|20260301|
+UMP|1200000000020|_C|20260301|
 UMI|L0001|42100665000|821|5|Mall|
 ZPT|F0001|5|2|20260301100001|
 """
@@ -27,7 +27,7 @@ def test_parse_and_format_round_trip_byte_for_byte():
     assert fl.format_ums_inventory(f) == TEXT
     inv = f.inventory
     assert list(inv.columns) == [*ums.INVENTORY_COLUMNS, "effective_from"]
-    assert inv["quantity"].tolist() == [10, 0, 5] and inv["mpan"].tolist()[1:] == ["1200000000019", "1200000000027"]
+    assert inv["quantity"].tolist() == [10, 0, 5] and inv["mpan"].tolist()[1:] == ["1200000000011", "1200000000020"]
     assert (inv["effective_from"] == pd.Timestamp("2026-03-01")).all()
     # the reader keeps what the UMSO must refuse
     findings = ums.validate_inventory(inv)
@@ -38,9 +38,9 @@ def test_parse_and_format_round_trip_byte_for_byte():
     (TEXT.replace("|10|Strand", "|1.5|Strand"), r"x.txt, line 3: field 5 \(quantity\): expected a whole number, got '1.5'"),
     (TEXT.replace("ZPT|F0001|5|", "ZPT|F0001|6|"), r"line 7: field 3 \(record_count\): expected 5 records"),
     (TEXT.replace("|2|2026030110", "|3|2026030110"), r"line 7: field 4 \(mpan_count\): expected 2 UMP records"),
-    (TEXT.replace("UMP|1200000000027|_C|20260301|\n", "UMP|1200000000027|_C|20260231|\n"),
+    (TEXT.replace("UMP|1200000000020|_C|20260301|\n", "UMP|1200000000020|_C|20260231|\n"),
      r"line 5: field 4 \(effective_from\): expected a CCYYMMDD date, got '20260231'"),
-    (TEXT.replace("UMI|L0001|42100665000|821|5|Mall|\n", ""), r"UMP for MPAN 1200000000027 has no UMI records"),
+    (TEXT.replace("UMI|L0001|42100665000|821|5|Mall|\n", ""), r"UMP for MPAN 1200000000020 has no UMI records"),
     (TEXT.replace("UMI|L0002|1010070000001|823|0|Strand zone 02|", "XYZ|1|"), r"line 4: expected a UMP or UMI record"),
     (TEXT.replace("UMINV", "UMSINV").replace("UMSINV001", "D0388001"), r"line 1: field 3 \(flow_version\)"),
     (TEXT.replace("\n", "\r\n"), r"line 1: carriage return"),
@@ -79,7 +79,7 @@ def test_writer_refuses_what_it_cannot_write(tmp_path):
         fl.write_ums_inventory(f, tmp_path / "x.txt")
     bad = inv.copy()
     bad.loc[1, "gsp_group"] = "_P"
-    with pytest.raises(fl.UmsInventoryError, match="MPAN 1200000000019 has lines with different gsp_group"):
+    with pytest.raises(fl.UmsInventoryError, match="MPAN 1200000000011 has lines with different gsp_group"):
         fl.format_ums_inventory(fl.UmsInventoryFile(header=fl.parse_ums_inventory(TEXT).header, inventory=bad))
     assert not list(tmp_path.iterdir())
 

@@ -23,10 +23,16 @@ IF023 carries no coverage: rolling totals over a window shorter than 7 days / a 
 computed (over the days available), and the coverage stays in the totals Dataset
 (``rolling_7day_days``, ``rolling_annual_days``).
 
-The reader is strict: a missing or unexpected field, a wrong type, a value outside its code list, a
-settlement period that does not exist on its date, a start/end time that disagrees with date and
-period, or a duplicate record raises ``ValueError`` naming the file, the record index and the field.
+The reader is strict: a missing or unexpected field, a wrong type, a value outside its code list (an
+unknown GSP group), a negative or non-finite value, a settlement date outside
+:data:`tomlib.flows.DATE_RANGE`, a settlement period that does not exist on its date, a start/end time
+that disagrees with date and period, a period duration other than 30 minutes, a duplicate record, or a
+file that is not (complete) JSON raises :class:`LoadShapeError` (a :class:`tomlib.flows.FlowError`, a
+``ValueError``) naming the file, the record index and the field (JSON syntax errors: line and column).
 Writers replace their target atomically.
+
+A file holds one run's records (categories x periods: thousands to tens of thousands), so it is parsed
+whole by :mod:`json`; the half-hourly and CSV readers stream instead.
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ import xarray as xr
 
 from tomlib import calendar as cal
 from tomlib._io import atomic_write_text
+from tomlib.flows._common import DATE_RANGE, FlowError
 
 __all__ = [
     "CATEGORY_FIELDS",
+    "LoadShapeError",
     "IF022_FIELDS",
     "IF023_FIELDS",
     "if022_records",
@@ -97,6 +105,10 @@ _EVENT = {"IF022": "LSSPeriodData", "IF023": "LSSTotalsData"}
 _DURATION_MIN = 30
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+
+
+class LoadShapeError(FlowError):
+    """An IF022/IF023 file or record is not valid."""
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -300,9 +312,9 @@ def write_if023(records: pd.DataFrame | xr.Dataset, path, **kwargs) -> Path:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def _fail(source: str, i: int | None, field: str | None, msg: str) -> ValueError:
+def _fail(source: str, i: int | None, field: str | None, msg: str) -> LoadShapeError:
     where = source + (f", record {i}" if i is not None else "") + (f", field '{field}'" if field else "")
-    return ValueError(f"{where}: {msg}")
+    return LoadShapeError(f"{where}: {msg}", source=source, field=field)
 
 
 def _is_int(v) -> bool:
@@ -354,7 +366,8 @@ def _parse(obj: Any, fields: tuple[str, ...], kind: str, source: str) -> pd.Data
         elif f in ("settlementPeriod", "runNumber", "settlementPeriodDuration"):
             _check_column(cols[f], f, source, lambda v: _is_int(v) and v >= 1, "an integer >= 1")
         elif f.startswith("loadShape"):
-            _check_column(cols[f], f, source, _is_number, "a finite number")
+            _check_column(cols[f], f, source, lambda v: _is_number(v) and v >= 0,
+                          "a finite number >= 0 [kWh per MPAN]")
         else:
             _check_column(cols[f], f, source, str_ok, "a string")
     n = len(obj)
@@ -372,6 +385,11 @@ def _parse(obj: Any, fields: tuple[str, ...], kind: str, source: str) -> pd.Data
                 i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
                 raise _fail(source, i, f, f"expected a calendar date, got {frame[f].iloc[i]!r}")
             frame[f] = parsed.to_numpy().astype("datetime64[ns]")
+            out = (frame[f] < DATE_RANGE[0]) | (frame[f] > DATE_RANGE[1])
+            if out.any():
+                i = int(np.flatnonzero(out.to_numpy())[0])
+                raise _fail(source, i, f, f"expected a date from {DATE_RANGE[0]:%Y-%m-%d} to "
+                                          f"{DATE_RANGE[1]:%Y-%m-%d}, got {frame[f].iloc[i]:%Y-%m-%d}")
         elif f.endswith(("Datetime", "DateTime")):
             parsed = pd.to_datetime(frame[f], format="ISO8601", utc=True, errors="coerce")
             if parsed.isna().any():
@@ -430,11 +448,21 @@ def _load(path) -> tuple[Any, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise LoadShapeError(f"{path}: cannot read ({exc.strerror})", source=path.name) from exc
+    except UnicodeDecodeError as exc:
+        raise LoadShapeError(f"{path.name}: expected UTF-8 JSON, got byte 0x{exc.object[exc.start]:02x} at "
+                             f"offset {exc.start}", source=path.name) from None
+    if text.strip() == "":
+        raise LoadShapeError(f"{path.name}: empty file; expected a JSON object with 'data' or a JSON array",
+                             source=path.name)
     try:
         return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))), path.name
+    except json.JSONDecodeError as exc:
+        raise LoadShapeError(f"{path.name}, line {exc.lineno}, column {exc.colno}: expected valid JSON, got "
+                             f"{exc.msg} (the file may be truncated)", source=path.name, line=exc.lineno) from None
     except ValueError as exc:
-        raise ValueError(f"{path.name}: not valid JSON ({exc})") from None
+        raise LoadShapeError(f"{path.name}: expected valid JSON, got the non-standard constant {exc}",
+                             source=path.name) from None
 
 
 def read_if022(path) -> pd.DataFrame:

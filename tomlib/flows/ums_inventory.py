@@ -16,12 +16,16 @@ records ending with ``|``, a ZHV header, a ZPT trailer, LF line endings, ASCII):
   ``CCYYMMDD``.
 - ``quantity`` is a signed integer; the reader keeps zero and negative quantities, unknown or malformed
   charge codes and regimes, because refusing them is the UMSO validation's job
-  (:func:`tomlib.services.ums_operator.validate_inventory`), not the file reader's.
+  (:func:`tomlib.services.ums_operator.validate_inventory`), not the file reader's. What addresses the
+  inventory is the reader's to check: the UMP's MPAN core must have a valid check digit, its GSP group
+  must be one of the 14 (DI-037) and ``effective_from`` must lie in :data:`tomlib.flows.DATE_RANGE`
+  (whether the GSP group is the MPAN distributor's stays a UMSO finding: IDNO MPANs exist).
 - ``record_count`` is the number of lines between ZHV and ZPT and ``mpan_count`` the number of UMP
   records; both are checked. ``location`` is free text without ``|`` (at most 60 characters).
 
-Every error is a :class:`UmsInventoryError` (a ``ValueError``) naming the source, the line and the field
-with what was expected, e.g. ``"inv.txt, line 3, field 4 (quantity): expected a whole number, got '1.5'"``.
+Every error is a :class:`UmsInventoryError` (a :class:`tomlib.flows.FlowError`, a ``ValueError``) naming
+the source, the line and the field with what was expected, e.g. ``"inv.txt, line 3: field 5 (quantity):
+expected a whole number, got '1.5'"``. An inventory is small and record-structured, so it is read whole.
 
 File I/O is only in :func:`read_ums_inventory` and :func:`write_ums_inventory`.
 """
@@ -36,7 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tomlib import mpan as mpan_mod
 from tomlib._io import atomic_write_text
+from tomlib.flows._common import DATE_RANGE, GSP_GROUPS, FlowError
 
 __all__ = [
     "FLOW_VERSION",
@@ -67,8 +73,8 @@ RECORD_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("test_flag", r"[A-Z]{4}", "a 4-letter test/live flag such as OPER"),
     ),
     "UMP": (
-        ("mpan", r"[^|]{1,20}", "an MPAN core (1-20 characters)"),
-        ("gsp_group", r"_[A-Z]", "a GSP group id such as _C"),
+        ("mpan", r"\d{13}", "a 13-digit MPAN core"),
+        ("gsp_group", "|".join(GSP_GROUPS), f"a GSP group id ({', '.join(GSP_GROUPS)})"),
         ("effective_from", r"\d{8}", "a CCYYMMDD date"),
     ),
     "UMI": (
@@ -89,7 +95,7 @@ _LINE_COLUMNS = ("mpan", "gsp_group", "effective_from", "item_id", "charge_code"
                  "location")
 
 
-class UmsInventoryError(ValueError):
+class UmsInventoryError(FlowError):
     """A UMS inventory file or record is not valid."""
 
 
@@ -118,7 +124,7 @@ class UmsInventoryFile:
 
 
 def _fail(source: str, line: int, message: str) -> UmsInventoryError:
-    return UmsInventoryError(f"{source}, line {line}: {message}")
+    return UmsInventoryError(f"{source}, line {line}: {message}", source=source, line=line)
 
 
 def _timestamp_ok(text: str, fmt: str) -> bool:
@@ -146,6 +152,13 @@ def _fields(source: str, line_no: int, line: str, kind: str) -> list[str]:
             bad = not _timestamp_ok(value, "%Y%m%d")
         if bad:
             raise _fail(source, line_no, f"field {i} ({name}): expected {what}, got {value!r}")
+        if name == "effective_from" and not DATE_RANGE[0] <= pd.Timestamp(value) <= DATE_RANGE[1]:
+            raise _fail(source, line_no, f"field {i} ({name}): expected a date from {DATE_RANGE[0]:%Y-%m-%d} to "
+                                         f"{DATE_RANGE[1]:%Y-%m-%d}, got {value!r}")
+        if name == "mpan" and not mpan_mod.is_valid(value):
+            want = int(mpan_mod.check_digit(value[:12]))
+            raise _fail(source, line_no, f"field {i} ({name}): expected a 13-digit MPAN core with a valid check "
+                                         f"digit, got {value!r} (check digit {value[-1]}, expected {want})")
     return parts
 
 
