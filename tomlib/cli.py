@@ -105,8 +105,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from tomlib import bench
 
-    results = bench.run(sizes=args.sizes, out=Path(args.out))
-    print(bench.format_table(results))
+    if not args.no_stages:
+        results = bench.run(sizes=args.sizes, out=Path(args.out))
+        print(bench.format_table(results))
+    if args.scale or args.gb:  # the chunked engine (tomlib.scale.bench), into the same JSON
+        from tomlib.scale import bench as scale_bench
+
+        options = {"block_mpans": args.block_mpans, "workers": args.workers, "memory_limit": args.memory_limit,
+                   "scheduler": args.scheduler, "data_root": args.data_root}
+        for key, wanted, rows_of in (("scale", args.scale, lambda: scale_bench.run(args.scale_sizes, **options)),
+                                     ("gb_day", args.gb, lambda: scale_bench.gb_day(args.gb_scenario, **options))):
+            if wanted:
+                rows = rows_of()
+                scale_bench.merge_into(args.out, rows, key=key)
+                print(scale_bench.format_table(rows))
     print(f"written: {args.out}")
     return 0
 
@@ -154,13 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--scenario", default="demo", help="scenario name in datasets/scenarios or a YAML path")
         p.add_argument("--data-root", default=str(DATA_ROOT), help="folder of generated markets")
 
-    def scale_args(p: argparse.ArgumentParser) -> None:  # the chunked engine (tomlib.scale, README "National scale")
+    def scale_args(p: argparse.ArgumentParser, engine: bool = True) -> None:  # tomlib.scale, README "National scale"
         from tomlib.scale import CHUNKED_ABOVE_MPANS, DEFAULT_BLOCK_MPANS
         from tomlib.scale.cluster import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS
 
-        p.add_argument("--engine", choices=("auto", "memory", "chunked"), default="auto",
-                       help=f"in memory, or chunked in GSP group x MPAN blocks on dask; auto: chunked above "
-                            f"{CHUNKED_ABOVE_MPANS:,} import MPANs (or when the market store is a chunked one)")
+        if engine:
+            p.add_argument("--engine", choices=("auto", "memory", "chunked"), default="auto",
+                           help=f"in memory, or chunked in GSP group x MPAN blocks on dask; auto: chunked above "
+                                f"{CHUNKED_ABOVE_MPANS:,} import MPANs (or when the market store is a chunked one)")
         p.add_argument("--block-mpans", type=int, default=DEFAULT_BLOCK_MPANS,
                        help="chunked: most import MPANs per block")
         p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="chunked: local worker processes")
@@ -199,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000],
                    help="input sizes in MPAN-days (a week of settlement days each)")
     p.add_argument("--out", default=str(REPORTS_ROOT / "bench" / "bench.json"))
+    p.add_argument("--no-stages", action="store_true", help="skip the in-memory stages (only --scale / --gb)")
+    p.add_argument("--scale", action="store_true",
+                   help="also the chunked engine per stage at --scale-sizes (tomlib.scale.bench)")
+    p.add_argument("--scale-sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000],
+                   help="chunked engine sizes in MPAN-days (one settlement day each)")
+    p.add_argument("--gb", action="store_true", help="also the GB day end to end (30 million MPANs; long)")
+    p.add_argument("--gb-scenario", default="gb", help="scenario of the GB day (gb, gb_spring, gb_autumn)")
+    p.add_argument("--data-root", default=str(DATA_ROOT), help="chunked: folder of the temporary market stores")
+    scale_args(p, engine=False)
     p.set_defaults(func=_cmd_bench)
 
     from tomlib.dip import register_cli  # tom export / tom import of DIP messages

@@ -8,7 +8,7 @@ import importlib
 #: Public names -> the submodule holding them; imported on first use, so ``tom --help`` (which
 #: reads the defaults below) does not pay for xarray.
 _WHERE = {
-    "PeakMemory": "cluster", "Runner": "cluster", "open_runner": "cluster",
+    "PeakMemory": "cluster", "Runner": "cluster", "StageClock": "cluster", "open_runner": "cluster",
     "MarketStore": "generate", "generate_block": "generate", "generate_store": "generate",
     "is_market_store": "generate",
     "CHUNKED_ABOVE_MPANS": "plan", "DEFAULT_BLOCK_MPANS": "plan", "Block": "plan", "BlockPlan": "plan",
@@ -37,6 +37,7 @@ __all__ = [
     "MarketStore",
     "PeakMemory",
     "Runner",
+    "StageClock",
     "block_scenario",
     "check_sample",
     "combine_aggregates",

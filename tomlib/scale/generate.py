@@ -13,7 +13,10 @@ Store layout (Zarr format 3, ``data/<scenario>/market.zarr``)
 ``/blocks/<name>`` (one group per block, e.g. ``blocks/C0003``)
     The block's market exactly as :meth:`tomlib.market.Market.to_dataset` makes it (meter cube,
     standing data, its own LLFs, take and unaccounted energy, UMS truth); energy chunked by up to
-    131,072 MPANs x the day.
+    131,072 MPANs x the day. Strings are stored as integers (:func:`encode_strings`): an MPAN core
+    as its 13-digit number, any other string as a code into its sorted categories (attribute
+    ``tomlib_categories``) -- a few dozen distinct values over hundreds of thousands of MPANs, which
+    as variable-length strings cost more to write and read than the energy itself.
 
 The whole store is written into a hidden temporary sibling and renamed into place at the end
 (:func:`tomlib._io.atomic_target`): a failed or interrupted generation leaves the previous store
@@ -38,7 +41,7 @@ import xarray as xr
 from tomlib import calendar as cal
 from tomlib import cube
 from tomlib._io import atomic_target
-from tomlib.scale.cluster import Runner, open_runner
+from tomlib.scale.cluster import Runner, StageClock, open_runner
 from tomlib.scale.plan import (
     DEFAULT_BLOCK_MPANS,
     Block,
@@ -90,8 +93,9 @@ class GenerateResult:
     seconds : float
         Wall time [s].
     blocks : list of dict
-        Per block: ``block``, ``rows`` (MPANs incl. export and UMS), ``seconds`` (generation and
-        write in the task) [s], ``segments`` (MPANs by market segment).
+        Per block: ``block``, ``rows`` (MPANs incl. export and UMS), ``cells`` (meter-periods),
+        ``segments`` (MPANs by market segment); ``seconds``, ``cpu_seconds`` [s] and ``peak_rss``
+        [bytes] of the stages ``market generation`` and ``market write`` of its task.
     runner : str
         Where the blocks ran.
     """
@@ -147,32 +151,94 @@ def _block_encoding(ds: xr.Dataset) -> dict:
     return enc
 
 
+_MPAN_POWERS = 10 ** np.arange(12, -1, -1, dtype=np.int64)
+
+
+def _is_core_like(values: np.ndarray) -> bool:
+    """13-digit strings, or "" (no MPAN), everywhere."""
+    if values.dtype.itemsize // 4 != 13 or values.size == 0:
+        return False
+    digits = values.view(np.uint32).reshape(values.size, 13)
+    empty = (digits == 0).all(axis=1)
+    return bool((((digits >= 48) & (digits <= 57)).all(axis=1) | empty).all())
+
+
+def encode_strings(ds: xr.Dataset) -> xr.Dataset:
+    """Every fixed-width string variable of ``ds`` as integers, exactly invertible by :func:`decode_strings`.
+
+    MPAN-like strings (13 digits or "") become int64 (-1 for ""); others int32 codes into their
+    sorted distinct values, kept as JSON in the attribute ``tomlib_categories``. The original dtype
+    is kept in ``tomlib_dtype``.
+    """
+    out = {}
+    for name, var in ds.variables.items():
+        if var.dtype.kind != "U":
+            continue
+        values = np.ascontiguousarray(var.values).reshape(-1)
+        attrs = {**var.attrs, "tomlib_dtype": var.dtype.str}
+        if _is_core_like(values):
+            digits = values.view(np.uint32).reshape(values.size, 13).astype(np.int64) - 48
+            number = np.where((digits < 0).any(axis=1), -1, digits @ _MPAN_POWERS)
+            out[name] = xr.Variable(var.dims, number.reshape(var.shape), {**attrs, "tomlib_encoding": "mpan13"})
+        else:
+            cats, codes = np.unique(values, return_inverse=True)
+            out[name] = xr.Variable(var.dims, codes.astype(np.int32).reshape(var.shape),
+                                    {**attrs, "tomlib_categories": json.dumps(cats.tolist())})
+    return ds.assign_coords({k: v for k, v in out.items() if k in ds.coords}).assign(
+        {k: v for k, v in out.items() if k not in ds.coords})
+
+
+def decode_strings(ds: xr.Dataset) -> xr.Dataset:
+    """Inverse of :func:`encode_strings` (the same strings, dtypes and attributes)."""
+    out = {}
+    for name, var in ds.variables.items():
+        attrs = dict(var.attrs)
+        if "tomlib_dtype" not in attrs:
+            continue
+        dtype = np.dtype(attrs.pop("tomlib_dtype"))
+        values = np.asarray(var.values)
+        if attrs.pop("tomlib_encoding", None) == "mpan13":
+            flat = values.reshape(-1)
+            digits = (flat[:, None] // _MPAN_POWERS[None, :]) % 10 + 48
+            digits[flat < 0] = 0
+            text = np.ascontiguousarray(digits.astype(np.uint32)).view("<U13").reshape(values.shape)
+        else:
+            cats = np.asarray(json.loads(attrs.pop("tomlib_categories")), dtype=str)
+            text = cats[values] if cats.size else np.zeros(values.shape, dtype=str)
+        out[name] = xr.Variable(var.dims, text.astype(dtype), attrs)
+    return ds.assign_coords({k: v for k, v in out.items() if k in ds.coords}).assign(
+        {k: v for k, v in out.items() if k not in ds.coords})
+
+
 def write_block(index: int, scenario_dict: dict, plan_json: str, path: str, settings=None) -> dict:
     """Task of one block: generate it and write it into the store at ``path`` (its group and its row
     of the root's per-block variables). Returns a small summary (see :class:`GenerateResult`)."""
     from tomlib.scenario import Scenario
 
-    started = time.perf_counter()
+    clock = StageClock()
     scenario = Scenario.from_dict(scenario_dict)
     plan = BlockPlan.from_json(plan_json)
     block = plan.blocks[index]
-    market = generate_block(scenario, block, settings)
-    ds = cube._prepared(market.to_dataset(), "zarr")
-    ds.to_zarr(path, group=f"blocks/{block.name}", mode="w-", zarr_format=3, consolidated=False,
-               encoding=_block_encoding(ds))
-    take = market.gsp_group_take.sel(gsp_group=block.gsp_group).to_numpy()
-    unaccounted = market.unaccounted_energy.sel(gsp_group=block.gsp_group).to_numpy()
-    rows = int(market.meters.sizes["mpan"])
-    row = xr.Dataset({"block_take": (("block", "time"), take[None, :]),
-                      "block_unaccounted": (("block", "time"), unaccounted[None, :]),
-                      "block_mpans": (("block",), np.array([rows], dtype=np.int64)),
-                      "block_done": (("block",), np.array([True]))})
-    row.to_zarr(path, region={"block": slice(index, index + 1)}, mode="r+", zarr_format=3, consolidated=False)
+    with clock.stage("market generation"):
+        market = generate_block(scenario, block, settings)
+    with clock.stage("market write"):
+        ds = cube._prepared(encode_strings(market.to_dataset()), "zarr")
+        ds.to_zarr(path, group=f"blocks/{block.name}", mode="w-", zarr_format=3, consolidated=False,
+                   encoding=_block_encoding(ds))
+        take = market.gsp_group_take.sel(gsp_group=block.gsp_group).to_numpy()
+        unaccounted = market.unaccounted_energy.sel(gsp_group=block.gsp_group).to_numpy()
+        rows = int(market.meters.sizes["mpan"])
+        row = xr.Dataset({"block_take": (("block", "time"), take[None, :]),
+                          "block_unaccounted": (("block", "time"), unaccounted[None, :]),
+                          "block_mpans": (("block",), np.array([rows], dtype=np.int64)),
+                          "block_done": (("block",), np.array([True]))})
+        row.to_zarr(path, region={"block": slice(index, index + 1)}, mode="r+", zarr_format=3, consolidated=False)
     segments = pd.Series(market.meters["market_segment"].to_numpy().astype(str)).value_counts()
     return {"block": index, "name": block.name, "gsp_group": block.gsp_group, "rows": rows,
+            "cells": int(market.meters["energy"].size),
             "segments": {str(k): int(v) for k, v in segments.items()},
             "llf": market.line_loss_factors.drop_vars(["settlement_date", "settlement_period"]),
-            "seconds": time.perf_counter() - started}
+            "seconds": dict(clock.seconds), "cpu_seconds": dict(clock.cpu_seconds), "peak_rss": dict(clock.peak_rss)}
 
 
 def _finish(path: Path, scenario, plan: BlockPlan, llfs: list[xr.DataArray], meta: dict) -> None:
@@ -332,7 +398,7 @@ class MarketStore:
         block = self.plan.blocks[index]
         with xr.open_dataset(self.path, engine="zarr", group=f"blocks/{block.name}", consolidated=False) as src:
             ds = src.load()
-        return Market.from_dataset(cube._fixed_width(ds))
+        return Market.from_dataset(decode_strings(ds))
 
     def meters(self, variables=("energy",)) -> xr.Dataset:
         """Every MPAN's true energy as one lazy dask-backed cube (mpan x time), block after block.
@@ -345,6 +411,8 @@ class MarketStore:
         parts = []
         for block in self.plan.blocks:  # one lazy view per block; nothing is read here
             ds = xr.open_zarr(self.path, group=f"blocks/{block.name}", consolidated=False)
-            parts.append(ds[list(variables)])  # keeps the coordinates on mpan and time only
+            part = ds[list(variables)]  # keeps the coordinates on mpan and time only
+            parts.append(decode_strings(part.assign_coords({c: part[c].load() for c in part.coords
+                                                            if "tomlib_dtype" in part[c].attrs})))
         return xr.concat(parts, dim="mpan", data_vars="minimal", coords="minimal", compat="override",
                          join="exact")

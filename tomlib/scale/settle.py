@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import cube
-from tomlib.scale.cluster import Runner, open_runner
+from tomlib.scale.cluster import Runner, StageClock, open_runner
 from tomlib.scale.generate import MarketStore, generate_block, is_market_store
 from tomlib.scale.plan import DEFAULT_BLOCK_MPANS, BlockPlan, block_scenario, plan_blocks
 
@@ -58,7 +57,6 @@ __all__ = [
     "BlockPartial",
     "ChunkedSettlement",
     "RunPartial",
-    "StageClock",
     "check_sample",
     "combine_aggregates",
     "settle_block",
@@ -72,48 +70,6 @@ STAGES = ("market generation", "market read", "registration + truth", "smart inp
           "aggregation", "checks + digests")
 
 _SEGMENT_STAGE = {"S": "processing (smart)", "A": "advanced (ADS)", "U": "unmetered (UMSDS)"}
-
-
-class StageClock:
-    """Wall time and peak RSS of this process per stage of a task.
-
-    ``with clock.stage(name):`` adds the seconds spent to ``seconds[name]`` and raises
-    ``peak_rss[name]`` to the largest resident set size sampled (every 50 ms) while inside [bytes].
-    """
-
-    def __init__(self, interval: float = 0.05):
-        import psutil
-
-        self._proc = psutil.Process()
-        self.interval = interval
-        self.seconds: dict[str, float] = {}
-        self.peak_rss: dict[str, int] = {}
-
-    def stage(self, name: str):
-        clock = self
-
-        class _Stage:
-            def __enter__(self):
-                self.peak = clock._proc.memory_info().rss
-                self.stop = threading.Event()
-                self.thread = threading.Thread(target=self._sample, daemon=True)
-                self.thread.start()
-                self.started = time.perf_counter()
-                return self
-
-            def _sample(self):
-                while not self.stop.wait(clock.interval):
-                    self.peak = max(self.peak, clock._proc.memory_info().rss)
-
-            def __exit__(self, *exc):
-                elapsed = time.perf_counter() - self.started
-                self.stop.set()
-                self.thread.join()
-                self.peak = max(self.peak, clock._proc.memory_info().rss)
-                clock.seconds[name] = clock.seconds.get(name, 0.0) + elapsed
-                clock.peak_rss[name] = max(clock.peak_rss.get(name, 0), self.peak)
-
-        return _Stage()
 
 
 class _TimedService:
@@ -168,6 +124,7 @@ class BlockPartial:
     take: xr.DataArray
     runs: dict[str, RunPartial]
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss: dict[str, int] = field(default_factory=dict)
 
 
@@ -235,12 +192,12 @@ def settle_block(index: int, scenario_dict: dict, plan_json: str, runs: list[str
     cells = {"all": int(segments.size * n_t), **{s: int((segments == s).sum() * n_t) for s in ("S", "A", "U")}}
     for run in runs:  # a handful of runs
         as_of = settlement.run_as_of(ctx, run)
-        services_before = sum(clock.seconds.get(v, 0.0) for v in _SEGMENT_STAGE.values())
+        before = [sum(d.get(v, 0.0) for v in _SEGMENT_STAGE.values()) for d in (clock.seconds, clock.cpu_seconds)]
         with clock.stage("settled cube + registration in force"):
             settled, force, checks, used = settlement.settled_cube(ctx, run, as_of)
         # the stage is settled_cube's own work (stitching, registration in force): not its services'
-        clock.seconds["settled cube + registration in force"] -= \
-            sum(clock.seconds.get(v, 0.0) for v in _SEGMENT_STAGE.values()) - services_before
+        for d, b in zip((clock.seconds, clock.cpu_seconds), before):
+            d["settled cube + registration in force"] -= sum(d.get(v, 0.0) for v in _SEGMENT_STAGE.values()) - b
         with clock.stage("aggregation"):
             agg = aggregation.aggregate(settled, force, market.line_loss_factors,
                                         actual_quality=ctx.config.actual_quality)
@@ -252,7 +209,8 @@ def settle_block(index: int, scenario_dict: dict, plan_json: str, runs: list[str
         del settled, force
     take = market.gsp_group_take.sel(time=ctx.times)
     return BlockPartial(block=index, name=block.name, mpans=int(segments.size), cells=cells, truth=ctx.truth,
-                        take=take, runs=partials, seconds=dict(clock.seconds), peak_rss=dict(clock.peak_rss))
+                        take=take, runs=partials, seconds=dict(clock.seconds), cpu_seconds=dict(clock.cpu_seconds),
+                        peak_rss=dict(clock.peak_rss))
 
 
 # ------------------------------------------------------------------------------------------ combining
