@@ -75,7 +75,9 @@ def test_default_scenario_path():
     explicit = SCENARIOS / "tiny_autumn.yaml"
     assert default_scenario_path(explicit) == explicit
     assert default_scenario_path(str(explicit)) == explicit
-    with pytest.raises(FileNotFoundError, match="nope.yaml not found; scenarios in .*: demo, tiny, tiny_autumn"):
+    shipped = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
+    assert {"demo", "tiny", "tiny_autumn"} <= set(shipped.split(", "))
+    with pytest.raises(FileNotFoundError, match=f"nope.yaml not found; scenarios in .*: {shipped}$"):
         default_scenario_path("nope")
 
 
@@ -188,6 +190,11 @@ BAD = [
      "bad.yaml: first_date must be an ISO date YYYY-MM-DD, got '2026-02-30' (a string)"),
     ("not_a_date", _sub("first_date: 2026-03-22", "first_date: 22/03/2026"),
      "bad.yaml: first_date must be an ISO date YYYY-MM-DD, got '22/03/2026' (a string)"),
+    ("first_date_out_of_range", _sub("first_date: 2026-03-22", "first_date: 1899-12-30"),
+     "bad.yaml: first_date must be a settlement day from 1996-01-01 to 2040-12-31 (the years tomlib.calendar "
+     "was checked for), got 1899-12-30 (line"),
+    ("last_date_out_of_range", _sub("last_date: 2026-04-04", "last_date: 2126-04-04"),
+     "bad.yaml: last_date must be a settlement day from 1996-01-01 to 2040-12-31"),
     ("last_before_first", _sub("last_date: 2026-04-04", "last_date: 2026-03-21"),
      "bad.yaml: last_date must be on or after first_date (2026-03-22), got 2026-03-21"),
     ("missing_key", _sub("timetable: mhhs\n", ""),

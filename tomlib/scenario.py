@@ -10,7 +10,8 @@ only optional key), so a scenario file is a complete record of what was run and
 :meth:`Scenario.digest` identifies it for provenance.
 
 Bad input raises :class:`ScenarioError` naming the file, the dotted key and what was expected,
-with the line where the key was found, e.g.::
+with the line where the key was found (settlement days must lie in :data:`tomlib.flows.DATE_RANGE`),
+e.g.::
 
     demo.yaml: retrieval.success_rate must be within [0, 1], got 1.3 (line 41)
 
@@ -554,6 +555,13 @@ def _check_solar(ctx: sch.Context, key: str, cap: SolarCapacity) -> None:
 
 
 def _check_scenario(ctx: sch.Context, key: str, s: Scenario) -> None:
+    from tomlib.flows import DATE_RANGE
+
+    for name in ("first_date", "last_date"):
+        day = getattr(s, name)
+        if not DATE_RANGE[0] <= day <= DATE_RANGE[1]:
+            raise ctx.error(name, f"must be a settlement day from {DATE_RANGE[0].date()} to {DATE_RANGE[1].date()} "
+                                  f"(the years tomlib.calendar was checked for), got {day.date()}")
     if s.first_date > s.last_date:
         raise ctx.error(
             "last_date",
