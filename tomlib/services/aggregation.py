@@ -75,21 +75,28 @@ _HOURS_PER_YEAR = 8766.0  # [h] 365.25 days
 _PERIOD_H = 0.5  # [h]
 
 
-def _quality_class3(actual_quality) -> np.ndarray:
-    """Lookup DI-083 code -> 0 actual, 1 estimated, 2 missing (uint8)."""
-    q = quality_classes(actual_quality)
-    return np.select([q == 1, q == 2], [0, 1], 2).astype(np.uint8)
+def _actual_ranges(actual_quality) -> list[tuple[int, int]]:
+    """The uint8 DI-083 codes settled as actual, as inclusive ranges (lo, hi) of consecutive codes."""
+    codes = np.flatnonzero(quality_classes(actual_quality) == 1)
+    ranges: list[list[int]] = []
+    for c in codes.tolist():
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return [(lo, hi) for lo, hi in ranges]
 
 
-def _quality_class3_fast(quality: np.ndarray, actual_quality) -> np.ndarray:
-    """0 actual, 1 estimated, 2 missing per cell (uint8) by comparisons: a lookup gather over every
-    cell costs more than a few passes of uint8 compares."""
-    codes = sorted({cube.QUALITY_CODES[label] for label in actual_quality})
-    act = np.zeros(quality.shape, dtype=bool)
-    for c in codes:  # a handful of DI-083 codes
-        act |= quality == c
-    out = (~act).view(np.uint8)
-    out += (quality == cube.MISSING).view(np.uint8)
+def _is_actual(quality: np.ndarray, ranges, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``out`` = quality code in one of ``ranges`` (bool), by uint8 compares: one unsigned
+    ``q - lo <= hi - lo`` per range is a few byte passes, cheaper than a table lookup per cell."""
+    out[...] = False
+    for lo, hi in ranges:
+        if lo == hi:
+            np.equal(quality, lo, out=scratch)
+        else:
+            np.less_equal(quality - np.uint8(lo), np.uint8(hi - lo), out=scratch)  # wraps below lo
+        out |= scratch
     return out
 
 
@@ -102,6 +109,25 @@ def quality_classes(actual_quality=ACTUAL_QUALITY) -> np.ndarray:
     out = np.where(np.isin(labels, list(actual_quality)), 1, 2).astype(np.uint8)
     out[cube.MISSING] = 0
     return out
+
+
+def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted factorisation of strings: (int64 codes, sorted unique values as str).
+
+    Short fixed-width NumPy strings (1 or 2 characters: GSP group, segment, measurement quantity)
+    are hashed as integers, and pandas/Arrow strings factorised where they are, instead of
+    converting a million strings to Python objects first (the cost that dominated per MPAN).
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind == "U" and values.dtype.itemsize in (4, 8):
+        arr = np.ascontiguousarray(values)
+        codes, uniq = pd.factorize(arr.view(f"u{arr.dtype.itemsize}"))
+        uniq = np.asarray(uniq).view(arr.dtype)
+        order = np.argsort(uniq, kind="stable")
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        return rank[codes], uniq[order].astype(str)
+    codes, uniq = pd.factorize(values, sort=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniq, dtype=str)
 
 
 def group_sum(values: np.ndarray, keys: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -142,20 +168,20 @@ class _CccLookup:
 
 
 def _ccc_lookup(cccs: pd.DataFrame, mq: np.ndarray, seg: np.ndarray) -> tuple[_CccLookup, np.ndarray]:
-    mq_code, mq_uniques = pd.factorize(mq, sort=True)
-    seg_code, seg_uniques = pd.factorize(seg, sort=True)
+    mq_code, mq_uniques = _factorize(mq)
+    seg_code, seg_uniques = _factorize(seg)
     cls_code, cls_keys = pd.factorize(mq_code.astype(np.int64) * max(len(seg_uniques), 1) + seg_code, sort=True)
     classes = pd.DataFrame({
         "measurement_quantity": np.asarray(mq_uniques, dtype=str)[cls_keys // max(len(seg_uniques), 1)],
         "market_segment": np.asarray(seg_uniques, dtype=str)[cls_keys % max(len(seg_uniques), 1)]})
     table = cccs.reset_index()
-    ids = np.full((len(classes), 2, 2), "", dtype=object)
-    for dq_i, dq in enumerate(("actual", "estimated")):
-        for comp_i, comp in enumerate(("consumption", "losses")):
-            sub = table[(table["data_quality"] == dq) & (table["component"] == comp)]
-            hit = classes.merge(sub, how="left", on=["measurement_quantity", "market_segment"])
-            ids[:, dq_i, comp_i] = hit["ccc"].fillna("").to_numpy(dtype=str)
-    return _CccLookup(classes, ids.astype(str)), cls_code.astype(np.int64)
+    # a dictionary of the (small) CCC table: four DataFrame merges cost more than the rest per call
+    known = dict(zip(zip(*(table[c].astype(str) for c in ("measurement_quantity", "market_segment", "data_quality",
+                                                            "component"))), table["ccc"].astype(str)))
+    ids = np.array([[[known.get((m, s, dq, comp), "") for comp in ("consumption", "losses")]
+                     for dq in ("actual", "estimated")]
+                    for m, s in zip(classes["measurement_quantity"], classes["market_segment"])], dtype=str)
+    return _CccLookup(classes, ids.reshape(len(classes), 2, 2)), cls_code.astype(np.int64)
 
 
 def _llf_rows(llf: xr.DataArray, llfcs: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -225,14 +251,13 @@ def aggregate(meters: xr.Dataset, registration: RegistrationInForce, line_loss_f
     ev = registration.events
 
     # per event: supplier/BM unit pair and LLFC; de-energised events become a pseudo pair
-    sup_code, sup_uniques = pd.factorize(ev["supplier"].to_numpy(dtype=str), sort=True)
-    bmu_code, bmu_uniques = pd.factorize(ev["bm_unit"].to_numpy(dtype=str), sort=True)
-    pair_code, pair_keys = pd.factorize(sup_code.astype(np.int64) * max(len(bmu_uniques), 1) + bmu_code, sort=True)
-    pair_uniques = np.stack([np.asarray(sup_uniques, dtype=str)[pair_keys // max(len(bmu_uniques), 1)],
-                             np.asarray(bmu_uniques, dtype=str)[pair_keys % max(len(bmu_uniques), 1)]], axis=1) \
+    sup_code, sup_uniques = _factorize(ev["supplier"])
+    bmu_code, bmu_uniques = _factorize(ev["bm_unit"])
+    pair_code, pair_keys = pd.factorize(sup_code * max(len(bmu_uniques), 1) + bmu_code, sort=True)
+    pair_uniques = np.stack([sup_uniques[pair_keys // max(len(bmu_uniques), 1)],
+                             bmu_uniques[pair_keys % max(len(bmu_uniques), 1)]], axis=1) \
         if len(pair_keys) else np.zeros((0, 2), dtype=str)
-    llfc_code, llfc_uniques = pd.factorize(ev["llfc"].to_numpy(dtype=str), sort=True)
-    llfcs = np.asarray(llfc_uniques, dtype=str)
+    llfc_code, llfcs = _factorize(ev["llfc"])
     n_p, n_l = len(pair_keys), max(len(llfcs), 1)
     not_reg, de_en = n_p, n_p + 1
     energised = ev["energised"].to_numpy(dtype=bool)
@@ -240,48 +265,32 @@ def aggregate(meters: xr.Dataset, registration: RegistrationInForce, line_loss_f
     llfc_of_ev = np.where(energised, llfc_code, 0).astype(np.int64)
 
     # standing part of the key: GSP group, class (MQ, segment), domestic
-    gsp_code, gsp_uniques = pd.factorize(np.asarray(meters["gsp_group"].values, dtype=str), sort=True)
+    gsp_code, gsp_uniques = _factorize(np.asarray(meters["gsp_group"].values, dtype=str))
     mq = np.asarray(meters["measurement_quantity"].values, dtype=str)
     seg = np.asarray(meters["market_segment"].values, dtype=str)
     lookup, cls_code = _ccc_lookup(cccs, mq, seg)
     n_c = len(lookup.classes)
     dom = np.asarray(meters["domestic"].values, dtype=bool)
-    static = ((gsp_code.astype(np.int64) * n_c + cls_code) * 2 + dom)
+    static = ((gsp_code * n_c + cls_code) * 2 + dom)
 
     # Key of an event = (GSP group, class, domestic, pair, LLFC) of its MPAN; x 3 data qualities
     # (actual, estimated, missing). Each event belongs to one MPAN, so the key space is the event
-    # table's, compacted here once.
+    # table's, compacted here once: event group g has the keys 3g, 3g + 1, 3g + 2.
     m_of_ev = registration.event_row if event is registration.event else \
         pd.Index(mpans).get_indexer(ev["mpan"].to_numpy(dtype=str))
     ev_static = np.where(m_of_ev >= 0, static[np.maximum(m_of_ev, 0)], 0)
     ev_key = ((ev_static * (n_p + 2) + pair_of_ev) * n_l + llfc_of_ev) * 3
     ev_key = np.append(ev_key, not_reg * n_l * 3)  # event -1: not registered
-    # ev_key is a multiple of 3 and all three qualities are candidates, so after compaction the
-    # keys of an event are base, base + 1, base + 2 (quality actual, estimated, missing)
-    used, inverse = np.unique((ev_key[:, None] + np.arange(3)[None, :]).ravel(), return_inverse=True)
-    base = inverse.reshape(-1, 3)[:, 0].astype(np.int64)
-
-    # the hot path: flat bin = (base[event] + quality class) x n_t + t, then two bincounts. Most
-    # MPANs keep one registration through the run, so base is a per-row broadcast; only rows whose
-    # registration changes take a per-cell gather.
-    quality = np.asarray(meters["quality"].values)
-    est3 = _quality_class3_fast(quality, actual_quality)
-    flat = np.multiply(est3, n_t, dtype=np.int64)
-    first = event[:, 0] if n_t else np.zeros(n_mpan, dtype=np.int32)
-    flat += (base[first] * n_t)[:, None]
-    flat += np.arange(n_t)
-    varying = np.flatnonzero(first != event[:, -1]) if n_t else np.zeros(0, dtype=np.int64)
-    if varying.size:
-        flat[varying] += (base[event[varying]] - base[first[varying]][:, None]) * n_t
-    flat = flat.ravel()
+    group, group_keys = pd.factorize(ev_key, sort=True)
+    used = (np.asarray(group_keys, dtype=np.int64)[:, None] + np.arange(3)).ravel()
     n_k = used.size
-    # energy is NaN in missing cells: they have keys of their own, whose sums are reset below
-    sums = np.bincount(flat, weights=np.asarray(meters["energy"].values, dtype=float).ravel(),
-                       minlength=n_k * n_t).reshape(n_k, n_t)
-    counts = np.bincount(flat, minlength=n_k * n_t).reshape(n_k, n_t)
-    missing = np.flatnonzero(quality.ravel() == cube.MISSING)
-    d_flat = flat[missing]
-    del flat, est3
+
+    # the hot path (see _group_class_sums): sums and counts per (event group, quality class, period)
+    # NaN in missing cells stays in their keys' sums, which are reset below
+    sums, counts, missing, d_flat = _group_class_sums(
+        meters["energy"].values, np.asarray(meters["quality"].values), _actual_ranges(actual_quality), event,
+        group.astype(np.int64), n_k // 3)
+    sums, counts = sums.reshape(n_k, n_t), counts.reshape(n_k, n_t)
 
     # decode the compact keys
     parts = {}
@@ -356,6 +365,138 @@ def _events_of(registration: RegistrationInForce, mpans: np.ndarray, n_t: int) -
     out = np.array(out, dtype=np.int32)
     out[row < 0] = -1
     return out
+
+
+#: Cells per block of the hot path: its scratch arrays (three float64, four uint8/bool) then stay
+#: within a core's L2 cache while a block is worked on.
+_BLOCK_CELLS = 1 << 16
+
+
+def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, group: np.ndarray, n_groups: int,
+                      block_cells: int = _BLOCK_CELLS):
+    """Energy sums and cell counts per (event group, quality class, period) of an MPAN x period cube.
+
+    Parameters
+    ----------
+    energy : ndarray, shape (n_mpan, n_t)
+        Energy [kWh]; NaN in missing cells, finite elsewhere (the meter cube's invariant).
+    quality : ndarray of uint8, shape (n_mpan, n_t)
+        DI-083 codes (:data:`tomlib.cube.QUALITY_CODES`).
+    ranges : list of (int, int)
+        Codes settled as actual, as inclusive ranges (:func:`_actual_ranges`); ``MISSING`` is
+        missing, every other code estimated.
+    event : ndarray of int, shape (n_mpan, n_t)
+        Registration event in force per cell, -1 for none; along a row positions never decrease
+        (:func:`tomlib.registration.in_force`), so a row whose first and last equal has one event.
+    group : ndarray of int, shape (n_events + 1,)
+        Group of each event; the last entry is the group of event -1.
+    n_groups : int
+
+    Returns
+    -------
+    sums : ndarray, shape (n_groups, 3, n_t)
+        [kWh] by class 0 actual, 1 estimated, 2 missing (NaN where the group has a missing cell).
+    counts : ndarray of int64, shape (n_groups, 3, n_t)
+        Cells [1].
+    missing : ndarray of int64
+        Flat index (row x n_t + period) of every missing cell.
+    missing_bin : ndarray of int64
+        Its flat bin in the sums: (3 x group + 2) x n_t + period.
+
+    Notes
+    -----
+    The sorted segment sum: the rows (MPANs) whose registration is the same all run are sorted by
+    group once (a stable argsort of n_mpan small integers); then, block by block of at most
+    ``block_cells`` cells, their energy and quality rows are gathered into cache-sized buffers and
+    each run of one group is reduced along the MPAN axis (``sum(axis=0)``: a sequential, vectorised
+    add of rows) -- actual energy as energy x actual mask, estimated as the rest, counts as uint16
+    sums of the masks. Per cell that is a gather, a handful of byte compares, one multiply and
+    subtract, and the reductions, all in cache: no per-cell key, no scattered writes. Missing cells
+    (rare) are listed sparsely for the defaults; rows whose registration changes within the run
+    take a per-cell bincount. Within a group the rows are added in MPAN order, so a sum differs
+    from a plain loop only by where a group crosses a block edge (summation order, ~1e-16
+    relative).
+    """
+    energy = np.asarray(energy)
+    n, n_t = quality.shape
+    sums = np.zeros((n_groups, 3, n_t))
+    counts = np.zeros((n_groups, 3, n_t), dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    if n == 0 or n_t == 0:
+        return sums, counts, none, none
+    size = n_groups * 3 * n_t
+    first = event[:, 0]
+    steady = first == event[:, -1]
+    g_row = np.asarray(group, dtype=np.int64)[first]
+    rows = np.flatnonzero(steady)
+    order = rows[np.argsort(g_row[rows], kind="stable")]
+    g_sorted = g_row[order]
+
+    step = max(1, min(block_cells // n_t, np.iinfo(np.uint16).max))  # uint16 counts per block
+    rows_b = min(step, max(order.size, 1))
+    e_buf, w_buf, v_buf = (np.empty((rows_b, n_t)) for _ in range(3))
+    raw = None if energy.dtype == np.float64 else np.empty((rows_b, n_t), dtype=energy.dtype)
+    q_buf = np.empty((rows_b, n_t), dtype=quality.dtype)
+    a_buf, m_buf = np.empty((rows_b, n_t), dtype=bool), np.empty((rows_b, n_t), dtype=bool)
+    miss_cells, miss_bins = [], []
+    for s in range(0, order.size, step):
+        idx = order[s:s + step]
+        k = idx.size
+        e, q, act, miss = e_buf[:k], q_buf[:k], a_buf[:k], m_buf[:k]
+        if raw is None:
+            np.take(energy, idx, axis=0, out=e, mode="clip")  # mode="clip": unbuffered; idx is in range
+        else:
+            np.take(energy, idx, axis=0, out=raw[:k], mode="clip")
+            np.copyto(e, raw[:k])
+        np.take(quality, idx, axis=0, out=q, mode="clip")
+        _is_actual(q, ranges, act, miss)
+        g_blk = g_sorted[s:s + k]
+        np.equal(q, cube.MISSING, out=miss)
+        if miss.any():  # rare: listed for the defaults, and their NaN zeroed for the products below
+            flat = np.flatnonzero(miss)
+            e.ravel()[flat] = 0.0
+            r = flat // n_t
+            t = flat - r * n_t
+            miss_cells.append(idx[r] * n_t + t)
+            miss_bins.append((g_blk[r] * 3 + 2) * n_t + t)
+        mixed = not act.all()
+        if mixed:  # actual energy = energy x mask; estimated = the rest (exact: a cell is in one)
+            w_act = np.multiply(e, act.view(np.uint8), out=w_buf[:k])
+            w_est = np.subtract(e, w_act, out=v_buf[:k])
+        else:
+            w_act = e
+        if g_blk[0] == g_blk[-1]:
+            segments = ((0, k, int(g_blk[0])),)
+        else:  # the few groups of this block, each a run of rows
+            cut = np.flatnonzero(g_blk[1:] != g_blk[:-1]) + 1
+            segments = zip(np.r_[0, cut].tolist(), np.r_[cut, k].tolist(), g_blk[np.r_[0, cut]].tolist())
+        for lo, hi, g in segments:
+            sums[g, 0] += w_act[lo:hi].sum(axis=0)
+            if mixed:
+                sums[g, 1] += w_est[lo:hi].sum(axis=0)
+                counts[g, 0] += np.add.reduce(act[lo:hi].view(np.uint8), axis=0, dtype=np.uint16)
+            else:
+                counts[g, 0] += hi - lo
+    missing = np.concatenate(miss_cells) if miss_cells else none
+    missing_bin = np.concatenate(miss_bins) if miss_bins else none
+    counts += np.bincount(missing_bin, minlength=size).reshape(counts.shape)
+    # estimated = the rest of each group's rows
+    counts[:, 1] = np.bincount(g_row[rows], minlength=n_groups)[:, None] - counts[:, 0] - counts[:, 2]
+    sums[:, 2][counts[:, 2] > 0] = np.nan  # as a plain sum over the missing cells' NaN would give
+
+    varying = np.flatnonzero(~steady)
+    if varying.size:  # registration changes within the run: a key per cell
+        q = quality[varying]
+        act = _is_actual(q, ranges, np.empty(q.shape, dtype=bool), np.empty(q.shape, dtype=bool))
+        cls = np.where(act, 0, np.where(q == cube.MISSING, 2, 1))
+        bins = ((np.asarray(group, dtype=np.int64)[event[varying]] * 3 + cls) * n_t + np.arange(n_t)).ravel()
+        sums += np.bincount(bins, weights=np.asarray(energy[varying], dtype=float).ravel(),
+                            minlength=size).reshape(sums.shape)
+        counts += np.bincount(bins, minlength=size).reshape(counts.shape)
+        at = np.flatnonzero(cls.ravel() == 2)
+        missing = np.concatenate([missing, (varying[:, None] * n_t + np.arange(n_t)).ravel()[at]])
+        missing_bin = np.concatenate([missing_bin, bins[at]])
+    return sums, counts, missing, missing_bin
 
 
 def _check_ccc(lookup: _CccLookup, parts, active, counts, mpans, cls_code) -> None:

@@ -284,12 +284,13 @@ def _bm_units(aggregates: xr.Dataset, corrected: np.ndarray, direction: np.ndarr
     code, units = pd.factorize(bmu, sort=True)
     units = np.asarray(units, dtype=str)
     for name, values in (("supplier", sup), ("GSP group", grp)):
-        pairs = pd.DataFrame({"b": bmu, "v": values}).drop_duplicates()
-        dup = pairs["b"].duplicated(keep=False).to_numpy()
-        if dup.any():
-            b = pairs["b"].to_numpy()[dup][0]
+        v_code, v_uniques = pd.factorize(values)
+        width = max(len(v_uniques), 1)
+        seen = np.bincount(np.unique(code.astype(np.int64) * width + v_code) // width, minlength=units.size)
+        if (seen > 1).any():
+            b = units[int(np.argmax(seen > 1))]
             raise ValueError(f"allocate: BM unit {b} is registered to more than one {name}: "
-                             f"{sorted(pairs.loc[pairs['b'] == b, 'v'])}")
+                             f"{sorted(set(values[bmu == b].tolist()))}")
     first = np.zeros(units.size, dtype=np.int64)
     first[code[::-1]] = np.arange(code.size)[::-1]
     n_b, n_t = units.size, len(times)
