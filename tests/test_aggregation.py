@@ -253,3 +253,55 @@ def test_group_sum():
                                  [np.array(["b", "a", "b"]), np.array([1, 1, 1])])
     assert groups["k0"].tolist() == ["a", "b"]
     np.testing.assert_allclose(sums, [[3.0, 4.0], [6.0, 8.0]])
+
+
+@st.composite
+def _cells(draw):
+    """A cube of random quality and energy, registration events per cell (some rows change, some start
+    unregistered) and random groups of events."""
+    n = draw(st.integers(1, 25))
+    n_t = draw(st.sampled_from([1, 2, 46, 50]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    labels = ["MISSING", "A", "E", "A2", "A3", "EA3", "ZE1", "E5"]
+    quality = np.array([Q[x] for x in labels], np.uint8)[rng.integers(0, len(labels), (n, n_t))]
+    energy = rng.gamma(2.0, 0.3, (n, n_t)).astype(draw(st.sampled_from([np.float64, np.float32])))
+    energy[quality == Q["MISSING"]] = np.nan
+    # events in force: one per row, a second from a random period on for some rows, none before the
+    # first event for others; positions never decrease along a row (tomlib.registration.in_force)
+    starts = np.where(rng.random(n) < 0.2, rng.integers(1, n_t + 1, n), 0)
+    change = np.where(rng.random(n) < 0.4, rng.integers(1, n_t + 1, n), n_t)
+    first_event = np.cumsum(np.r_[0, np.full(n - 1, 2)])
+    t = np.arange(n_t)
+    event = np.where(t < starts[:, None], -1, np.where(t < change[:, None], first_event[:, None],
+                                                       first_event[:, None] + 1)).astype(np.int32)
+    n_groups = draw(st.integers(1, 6))
+    group = rng.integers(0, n_groups, 2 * n + 1)  # last entry: the group of event -1
+    actual = draw(st.sampled_from([agg.ACTUAL_QUALITY, ("A",), ("E", "A2")]))
+    block = draw(st.sampled_from([1, 7, 100, 1 << 16]))  # block edges inside and across groups
+    return energy, quality, event, group, n_groups, actual, block
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_cells())
+def test_sorted_segment_sums_equal_a_naive_groupby(case):
+    """The hot path of aggregate() = a pandas groupby of every cell by (group of its event, class, period)."""
+    energy, quality, event, group, n_groups, actual, block = case
+    n, n_t = quality.shape
+    sums, counts, missing, missing_bin = agg._group_class_sums(
+        energy, quality, agg._actual_ranges(actual), event, group, n_groups, block_cells=block)
+    codes = np.array([Q[x] for x in actual])
+    cls = np.where(np.isin(quality, codes), 0, np.where(quality == Q["MISSING"], 2, 1))
+    long = pd.DataFrame({"g": group[event].ravel(), "cls": cls.ravel(), "t": np.tile(np.arange(n_t), n),
+                         "energy": energy.astype(float).ravel()})
+    want = long.groupby(["g", "cls", "t"])["energy"].agg(["sum", "size"])
+    want_sum = np.zeros((n_groups, 3, n_t))
+    want_n = np.zeros((n_groups, 3, n_t), np.int64)
+    g, c, t = (want.index.get_level_values(k).to_numpy() for k in ("g", "cls", "t"))
+    want_sum[g, c, t], want_n[g, c, t] = want["sum"].to_numpy(), want["size"].to_numpy()
+    np.testing.assert_array_equal(counts, want_n)
+    np.testing.assert_allclose(sums[:, :2], want_sum[:, :2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.isnan(sums[:, 2]), want_n[:, 2] > 0)  # NaN, as a plain sum would give
+    # every missing cell listed once, with its bin
+    np.testing.assert_array_equal(np.sort(missing), np.flatnonzero(quality.ravel() == Q["MISSING"]))
+    m, tt = np.divmod(missing, n_t)
+    np.testing.assert_array_equal(missing_bin, (group[event[m, tt]] * 3 + 2) * n_t + tt)

@@ -612,7 +612,8 @@ def _statuses(parts, n_p, counts, d_key, default_flat, gsp_uniques, n_t, d_flat,
 
 
 def bench_inputs(mpan_days: int = 1_000_000, days: int = 7, seed: int = 0,
-                 estimated_share: float = 0.1, missing_share: float = 0.01) -> dict:
+                 estimated_share: float = 0.1, missing_share: float = 0.01, first_date: str = "2026-03-23",
+                 change_share: float = 0.01) -> dict:
     """Synthetic inputs of :func:`aggregate` for the benchmark (no market generator needed).
 
     Parameters
@@ -620,23 +621,29 @@ def bench_inputs(mpan_days: int = 1_000_000, days: int = 7, seed: int = 0,
     mpan_days : int
         MPANs x settlement days; the MPAN count is ``mpan_days // days``.
     days : int
-        Settlement days from 2026-03-23 (a week holding the 46-period day 2026-03-29).
+        Settlement days from ``first_date`` (by default a week holding the 46-period day 2026-03-29).
     seed : int
     estimated_share, missing_share : float
         Shares of cells with an estimated / missing (to be defaulted) value [-].
+    first_date : str
+        First settlement day (ISO date).
+    change_share : float
+        Share of MPANs whose supplier changes at a random period of the run [-] (their rows take
+        aggregation's per-cell path).
 
     Returns
     -------
     dict
         Keyword arguments of :func:`aggregate`: ``meters``, ``registration``, ``line_loss_factors``
-        (14 GSP groups, 8 suppliers, 2 LLFCs per GSP group, 2 % export MPANs, 1 % de-energised).
+        (14 GSP groups, 8 suppliers, 2 LLFCs per GSP group, 2 % export MPANs, 1 % de-energised,
+        ``change_share`` changing supplier within the run).
     """
     from tomlib import calendar
     from tomlib import registration as reg
 
     rng = np.random.default_rng(seed)
     n = max(mpan_days // days, 1)
-    first = pd.Timestamp("2026-03-23")
+    first = pd.Timestamp(first_date)
     times = calendar.time_axis(first, first + pd.Timedelta(days=days - 1))
     groups = np.array(["_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P"])
     suppliers = np.array([f"SUP{c}" for c in "ABCDEFGH"])
@@ -662,6 +669,17 @@ def bench_inputs(mpan_days: int = 1_000_000, days: int = 7, seed: int = 0,
     meters = cube.meter_cube(energy, times, mpans, standing, quality=quality)
     events = reg.initial_events(meters, times[0], times[0] - pd.Timedelta(days=30))
     events.loc[rng.random(n) < 0.01, "energised"] = False
+    moving = np.random.default_rng([seed, 1])  # its own stream: the other draws stay as they were
+    who = np.flatnonzero(moving.random(n) < change_share)
+    if who.size and times.size > 1:
+        change = events.iloc[who].copy()
+        change["effective_from"] = times.to_numpy()[moving.integers(1, times.size, who.size)]
+        new = suppliers[(np.searchsorted(suppliers, s[who]) + moving.integers(1, suppliers.size, who.size))
+                        % suppliers.size]
+        change["supplier"] = new
+        change["bm_unit"] = np.char.add(np.char.add(np.char.add("2__", np.char.lstrip(g[who], "_")), new), "001")
+        change["change"] = "supplier"
+        events = pd.concat([events, change], ignore_index=True)
     registration = reg.in_force(events, mpans, times)
     llfcs = np.unique(llfc)
     llf = xr.DataArray(1.0 + rng.uniform(0.01, 0.09, (llfcs.size, times.size)), dims=("llfc", "time"),
