@@ -855,8 +855,13 @@ class Market:
 
     @classmethod
     def open(cls, path: str | Path) -> Market:
-        """Read a market written by :meth:`save`."""
-        return cls.from_dataset(cube.open(path))
+        """Read a market written by :meth:`save`; its LLFs and GSP group take are checked against its meters
+        (:mod:`tomlib.flows.market_inputs`: a missing LLF or take raises, naming the file, LLFC or group and period)."""
+        from tomlib.flows import market_inputs
+
+        market = cls.from_dataset(market_inputs.open_market_dataset(path))
+        market_inputs.check_market(market, Path(path).name)
+        return market
 
 
 def _tomlib_version() -> str:

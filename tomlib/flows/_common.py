@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,9 @@ DEFAULT_BLOCK_SIZE = 4 * 2**20
 GSP_GROUPS = ("_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P")
 
 
+_LINE = re.compile(r"^[^:]*?[,:] line (\d+)\b")
+
+
 class FlowError(ValueError):
     """A file (or what is to be written to one) is not valid; the message names file, line and field.
 
@@ -65,12 +69,17 @@ class FlowError(ValueError):
     message : str
         The whole message.
     source, line, field : optional
-        The parts, for programs (``line`` is None for files that are not line-based).
+        The parts, for programs (``line`` is None for files that are not line-based). A line not given
+        is read from the message (``"<file>, line <n>"`` or ``"<file>: line <n>"``, the form every
+        reader writes).
     """
 
     def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
                  field: str | None = None):
         super().__init__(message)
+        if line is None:
+            found = _LINE.search(message)
+            line = int(found.group(1)) if found else None
         self.source, self.line, self.field = source, line, field
 
     @classmethod

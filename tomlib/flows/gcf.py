@@ -212,7 +212,8 @@ def _block(block, data: bytes, lines: np.ndarray, counts: np.ndarray, where: str
     if bad.any():
         i = int(np.argmax(bad))
         raise _fail(where, lines[i], "period", f"settlement period {period[i]} does not exist on "
-                                               f"{pd.Timestamp(days[codes[i]]):%Y-%m-%d} (valid: 1..{n[i]})")
+                                               f"{pd.Timestamp(days[codes[i]]):%Y-%m-%d} (valid: 1..{n[i]}); "
+                                               "expected a period of the day")
     number = matches(f["value"], r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
     value = np.full(len(lines), np.nan)
     if number.any():
@@ -247,5 +248,6 @@ def _collect(parts: Iterator[pd.DataFrame], where: str) -> pd.DataFrame:
         second = order[same + 1]
         k = int(np.argmin(out["line"].to_numpy()[second]))
         a, b = order[same[k]], second[k]
-        raise _fail(where, out["line"].iloc[b], _KEY, f"duplicate of line {out['line'].iloc[a]}")
+        raise _fail(where, out["line"].iloc[b], _KEY, f"duplicate of line {out['line'].iloc[a]}; expected each "
+                                                      "(date, run, period, gsp_group, type) once")
     return out.drop(columns=["line", "_key"])

@@ -408,7 +408,7 @@ def _parse(obj: Any, fields: tuple[str, ...], kind: str, source: str) -> pd.Data
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise _fail(source, i, ",".join(key), "duplicate record (same date, period, category and run as an "
-                                              "earlier record)")
+                                              "earlier record); expected each record once")
     return frame
 
 
@@ -420,7 +420,8 @@ def _check_periods(frame: pd.DataFrame, source: str) -> None:
     if bad.any():
         i = int(np.argmax(bad))
         raise _fail(source, i, "settlementPeriod", f"settlement period {sp[i]} does not exist on "
-                                                   f"{days[i]:%Y-%m-%d} (valid: 1..{n[i]})")
+                                                   f"{days[i]:%Y-%m-%d} (valid: 1..{n[i]}); expected a period "
+                                                   "of the day")
     start = cal.to_utc(days.to_numpy(), sp).to_numpy() if len(days) else np.zeros(0, "datetime64[ns]")
     for field, expected in (("settlementPeriodStartDateTime", start),
                             ("settlementPeriodEndDateTime", start + np.timedelta64(_DURATION_MIN, "m"))):
