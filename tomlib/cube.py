@@ -252,6 +252,10 @@ def add_settlement_coords(obj):
 
 def _strings(values, what: str) -> np.ndarray:
     """Fixed-width numpy unicode; refuses nulls instead of turning them into 'nan'."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "U":
+        # already unicode (no nulls possible): just the width the general path gives, without the
+        # round trip through pandas strings that costs most of a national-scale meter cube
+        return values.astype(f"<U{max(int(np.strings.str_len(values).max(initial=0)), 1)}")
     s = pd.Series(values, copy=False)
     if s.isna().any():
         raise ValueError(f"{what} has {int(s.isna().sum())} missing value(s), first at position "

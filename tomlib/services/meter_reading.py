@@ -45,6 +45,7 @@ import pandas as pd
 
 from tomlib import calendar as cal
 from tomlib import mpan as mpan_mod
+from tomlib.services._processing_keys import joint_codes, lookup
 from tomlib.services.metering import READ_COLUMNS, Metering, _read_frame, normalise_config, rng_stream
 
 __all__ = [
@@ -334,8 +335,9 @@ def read_meters(
     keep = np.r_[True, (ev_m[1:] != ev_m[:-1]) | (ev_at[1:] != ev_at[:-1])][: ev_m.size]
     # The meter-exchange visit already reads the meters at its instant.
     ex = metering.exchanges
-    ex_key = pd.MultiIndex.from_arrays([ex["mpan"].to_numpy(dtype=str), ex["exchanged_at"].to_numpy()])
-    keep &= ~pd.MultiIndex.from_arrays([mpans[ev_m], ev_at]).isin(ex_key)
+    ex_codes, ev_codes, _ = joint_codes([ex["mpan"].to_numpy(dtype=str), ex["exchanged_at"].to_numpy()],
+                                        [mpans[ev_m], ev_at])
+    keep &= ~np.isin(ev_codes, ex_codes)
     ev_m, ev_at, ev_type = ev_m[keep], ev_at[keep], ev_type[keep]
 
     # One row per register of the meter installed at the event.
@@ -614,20 +616,12 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     flag(~valid, "invalid_mpan", "mpan", mp)
     meters = metering.meters
     flag(~np.isin(mp, meters["mpan"].to_numpy(dtype=str)), "unknown_mpan", "mpan", mp)
-    mkey = pd.MultiIndex.from_arrays(
-        [meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)]
-    )
-    m_pos = mkey.get_indexer(pd.MultiIndex.from_arrays([mp, mid]))
+    # (mpan, meter) and (mpan, meter, register) joins on integer codes (tomlib.services._processing_keys)
+    m_pos = lookup([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)], [mp, mid])
     flag(m_pos < 0, "unknown_meter", "meter_id", mid)
     reg = metering.registers
-    rkey = pd.MultiIndex.from_arrays(
-        [
-            reg["mpan"].to_numpy(dtype=str),
-            reg["meter_id"].to_numpy(dtype=str),
-            reg["register_id"].to_numpy(dtype=str),
-        ]
-    )
-    r_pos = rkey.get_indexer(pd.MultiIndex.from_arrays([mp, mid, rid]))
+    r_pos = lookup([reg["mpan"].to_numpy(dtype=str), reg["meter_id"].to_numpy(dtype=str),
+                    reg["register_id"].to_numpy(dtype=str)], [mp, mid, rid])
     flag(r_pos < 0, "unknown_register", "register_id", rid)
     digits = np.where(r_pos >= 0, reg["digits"].to_numpy()[np.maximum(r_pos, 0)], 99)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -643,8 +637,9 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     flag((m_pos >= 0) & ((read_at < inst) | (read_at > rem)), "meter_not_installed", "read_at", read_at)
     # Duplicates among the reads that passed so far, in arrival order; the first arrival is kept.
     ok = reason == ""
-    keys = pd.DataFrame({"mp": mp, "mid": mid, "rid": rid, "at": read_at, "v": value})[ok]
-    grouped = keys.groupby(["mp", "mid", "rid", "at"], sort=False)
+    # a register row stands for its (mpan, meter, register): the same groups, keyed by integers
+    keys = pd.DataFrame({"r": r_pos, "at": read_at, "v": value})[ok]
+    grouped = keys.groupby(["r", "at"], sort=False)
     ok_idx = np.flatnonzero(ok)
     repeat = np.zeros(n, dtype=bool)
     repeat[ok_idx] = grouped.cumcount().to_numpy() > 0

@@ -533,24 +533,23 @@ class Metering:
         rows : ndarray of int
             Positions in :attr:`registers`; an MPAN with an n-register meter gives n rows.
         """
+        from tomlib.services._processing_keys import lookup, pairs_on
+
         mp = np.asarray(mpans).astype(str).ravel()
         at = np.asarray(pd.to_datetime(np.asarray(at).ravel()), dtype="datetime64[ns]")
         reg = self.registers
-        meters = self.meters.set_index(["mpan", "meter_id"])
-        key = pd.MultiIndex.from_arrays(
-            [reg["mpan"].to_numpy(dtype=str), reg["meter_id"].to_numpy(dtype=str)]
-        )
-        inst = meters["installed_at"].reindex(key).to_numpy(dtype="datetime64[ns]")
-        rem = meters["removed_at"].reindex(key).to_numpy(dtype="datetime64[ns]")
+        meters = self.meters
+        reg_mpan = reg["mpan"].to_numpy(dtype=str)
+        # the meter of each register (integer-coded join: the same as reindexing on (mpan, meter_id))
+        m_of_reg = lookup([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)],
+                          [reg_mpan, reg["meter_id"].to_numpy(dtype=str)])
+        nat = np.datetime64("NaT", "ns")
+        inst = np.where(m_of_reg >= 0, meters["installed_at"].to_numpy(dtype="datetime64[ns]")[m_of_reg], nat) \
+            if len(meters) else np.full(len(reg), nat)
+        rem = np.where(m_of_reg >= 0, meters["removed_at"].to_numpy(dtype="datetime64[ns]")[m_of_reg], nat) \
+            if len(meters) else np.full(len(reg), nat)
         rem = np.where(np.isnat(rem), np.datetime64("2262-01-01", "ns"), rem)
-        ev = pd.DataFrame({"mpan": mp, "event": np.arange(mp.size)})
-        pairs = ev.merge(
-            pd.DataFrame({"mpan": reg["mpan"].to_numpy(dtype=str), "row": np.arange(len(reg))}),
-            on="mpan",
-            how="inner",
-        )
-        e = pairs["event"].to_numpy()
-        r = pairs["row"].to_numpy()
+        e, r = pairs_on(mp, reg_mpan)  # every register of each event's MPAN
         ok = (inst[r] <= at[e]) & (at[e] < rem[r])
         order = np.lexsort((r[ok], e[ok]))
         return e[ok][order], r[ok][order]

@@ -94,6 +94,7 @@ from tomlib import cube, reference
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
+from tomlib.services._processing_keys import lookup
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
     DAYS_PER_YEAR,
@@ -656,11 +657,10 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     exp_cum = expected_cumulative(r_reg, active, ac[reg_mpan], known_reg)
     reads = data.reads.reset_index(drop=True)
     n_reads = len(reads)
-    key = pd.MultiIndex.from_arrays([regs["mpan"].to_numpy(dtype=str), regs["meter_id"].to_numpy(dtype=str),
-                                     regs["register_id"].to_numpy(dtype=str)])
-    reg_of_read = key.get_indexer(pd.MultiIndex.from_arrays([
-        reads["mpan"].to_numpy(dtype=str), reads["meter_id"].to_numpy(dtype=str),
-        reads["register_id"].to_numpy(dtype=str)])) if n_reads else np.zeros(0, dtype=np.int64)
+    reg_of_read = lookup([regs["mpan"].to_numpy(dtype=str), regs["meter_id"].to_numpy(dtype=str),
+                          regs["register_id"].to_numpy(dtype=str)],
+                         [reads["mpan"].to_numpy(dtype=str), reads["meter_id"].to_numpy(dtype=str),
+                          reads["register_id"].to_numpy(dtype=str)]) if n_reads else np.zeros(0, dtype=np.int64)
     bounds = np.append(times.to_numpy(), times[-1].to_datetime64() + cal.PERIOD.to_timedelta64()) \
         if n_t else np.zeros(0, dtype="datetime64[ns]")
     read_at = reads["read_at"].to_numpy(dtype="datetime64[ns]")
