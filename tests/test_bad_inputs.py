@@ -20,7 +20,16 @@ import xarray as xr
 
 from tomlib import cube
 from tomlib import registration as reg
-from tomlib.flows import FlowError, d0010, gcf, hh_consumption, load_shapes, market_inputs, neso_demand, ums_inventory
+from tomlib.flows import (
+    FlowError,
+    d0010,
+    gcf,
+    hh_consumption,
+    load_shapes,
+    market_inputs,
+    neso_demand,
+    ums_inventory,
+)
 from tomlib.market import Market
 from tomlib.scenario import ScenarioError, load_scenario
 
@@ -88,6 +97,22 @@ def test_the_corpus_readme_lists_every_file_and_only_files_that_exist():
     assert set(listed) == on_disk
     assert {c.folder for c in CASES} == set(READERS)
     assert len(CASES) >= 90
+
+
+def test_make_corpus_writes_exactly_these_files(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    monkeypatch.setattr(maker, "HERE", tmp_path)
+    # the text files (the netCDF markets take seconds to write; make_corpus.py reproduces them too)
+    for make in (maker.d0010, maker.ums, maker.if022, maker.gcf, maker.hh, maker.neso, maker.scenario):
+        make()
+    made = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert made.keys() == {c.file for c in CASES if c.folder != "market"}
+    changed = [f for f, data in made.items() if data != (CORPUS / f).read_bytes()]
+    assert changed == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.file)

@@ -71,7 +71,7 @@ def test_the_files_say_what_the_module_docstring_says(tmp_path, clock_change_cub
     assert len(rows) == 46 and rows[-1].split(",")[2] == "46"
     utc = hh.write_hh_consumption(spring, tmp_path / "b.csv", layout="csv_utc").read_text().splitlines()
     # period 3 of the spring day starts at 01:00 UTC (02:00 BST): no period is skipped in UTC
-    day = [r for r in utc if r.startswith(mp + ",2026-03-29T") or r.startswith(mp + ",2026-03-28T23")]
+    day = [r for r in utc if r.startswith((mp + ",2026-03-29T", mp + ",2026-03-28T23"))]
     assert day[0].split(",")[1] == "2026-03-28T23:00:00Z" and day[2].split(",")[1] == "2026-03-29T00:00:00Z"
     hhc = hh.write_hh_consumption(autumn, tmp_path / "c.hhc", layout="hhc").read_text().splitlines()
     assert hhc[0] == "ZHV|1|HHC001|D|TOMD|X|TOMS|20261027000000|TEST|"

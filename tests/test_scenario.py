@@ -191,8 +191,8 @@ BAD = [
     ("not_a_date", _sub("first_date: 2026-03-22", "first_date: 22/03/2026"),
      "bad.yaml: first_date must be an ISO date YYYY-MM-DD, got '22/03/2026' (a string)"),
     ("first_date_out_of_range", _sub("first_date: 2026-03-22", "first_date: 1899-12-30"),
-     "bad.yaml: first_date must be a settlement day from 1996-01-01 to 2040-12-31 (the years tomlib.calendar "
-     "was checked for), got 1899-12-30 (line"),
+     ("bad.yaml: first_date must be a settlement day from 1996-01-01 to 2040-12-31 (the years tomlib.calendar "
+      "was checked for), got 1899-12-30 (line")),
     ("last_date_out_of_range", _sub("last_date: 2026-04-04", "last_date: 2126-04-04"),
      "bad.yaml: last_date must be a settlement day from 1996-01-01 to 2040-12-31"),
     ("last_before_first", _sub("last_date: 2026-04-04", "last_date: 2026-03-21"),

@@ -52,9 +52,9 @@ from tomlib.flows._common import DATE_RANGE, FlowError
 
 __all__ = [
     "CATEGORY_FIELDS",
-    "LoadShapeError",
     "IF022_FIELDS",
     "IF023_FIELDS",
+    "LoadShapeError",
     "if022_records",
     "if023_records",
     "parse_if022",

@@ -59,7 +59,7 @@ def open_market_dataset(path) -> xr.Dataset:
         return cube.open(path)
     except (FileNotFoundError, MarketInputError):
         raise
-    except Exception as exc:  # h5py / zarr / xarray each have their own errors for a damaged store
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:  # h5py, zarr and xarray differ
         raise MarketInputError(f"{path.name}: expected a complete market store (netCDF or Zarr) written by "
                                f"Market.save, got one that cannot be read (truncated or damaged?): "
                                f"{type(exc).__name__}: {exc}", source=path.name) from None
@@ -118,8 +118,8 @@ def check_market(market, source: str = "market") -> None:
     bad = ~np.isfinite(values)
     out = ~bad & ((values < LLF_RANGE[0]) | (values > LLF_RANGE[1]))
     for mask, expected in ((bad, "a finite LLF"),
-                           (out, f"a line loss factor near 1 ({LLF_RANGE[0]:g}..{LLF_RANGE[1]:g}; a value like 105 "
-                                 "is a percentage: wrong units)")):
+                           (out, (f"a line loss factor near 1 ({LLF_RANGE[0]:g}..{LLF_RANGE[1]:g}; a value like "
+                                  "105 is a percentage: wrong units)"))):
         if mask.any():
             k, j = np.argwhere(mask)[0]
             raise MarketInputError(

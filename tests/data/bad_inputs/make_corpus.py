@@ -150,7 +150,7 @@ def _hhc_base() -> str:
 
 def hh() -> None:
     base = _hhc_base()
-    w = lambda name, text: write(f"hh_hhc/{name}.hhc", text)  # noqa: E731
+    w = lambda name, text: write(f"hh_hhc/{name}.hhc", text)
     w("empty", "")
     w("truncated", cut(base, base.index("HHV|30|0.330") + 7))
     w("wrong_check_digit", edit(base, f"MPD|{MPAN_C}|", f"MPD|{MPAN_C[:-1]}2|"))
@@ -172,7 +172,7 @@ def hh() -> None:
     rows = [f"{MPAN_C},2026-03-29,45,0.245,A,", f"{MPAN_C},2026-03-29,46,0.246,A,",
             f"{MPAN_P},2026-03-30,47,0.347,E,CommsFault", f"{MPAN_P},2026-03-30,48,0.348,A,"]
     base = head + "\n".join(rows) + "\n"
-    w = lambda name, text: write(f"hh_csv_period/{name}.csv", text)  # noqa: E731
+    w = lambda name, text: write(f"hh_csv_period/{name}.csv", text)
     w("empty", "")
     w("truncated", cut(base, len(base) - 9))
     w("wrong_check_digit", edit(base, f"{MPAN_P},2026-03-30,48", f"{MPAN_P[:-1]}9,2026-03-30,48"))
@@ -190,7 +190,7 @@ def hh() -> None:
     rows = [f"{MPAN_C},2026-03-29T00:30:00Z,0.202,A,", f"{MPAN_C},2026-03-29T01:00:00Z,0.203,A,",
             f"{MPAN_P},2026-10-25T01:00:00Z,0.303,A,", f"{MPAN_P},2026-10-25T01:30:00Z,0.304,E,Missing"]
     base = head + "\n".join(rows) + "\n"
-    w = lambda name, text: write(f"hh_csv_utc/{name}.csv", text)  # noqa: E731
+    w = lambda name, text: write(f"hh_csv_utc/{name}.csv", text)
     w("empty", "")
     w("truncated", cut(base, len(base) - 20))
     w("wrong_check_digit", edit(base, f"{MPAN_C},2026-03-29T01:00", f"{MPAN_C[:-1]}7,2026-03-29T01:00"))
@@ -214,7 +214,7 @@ def neso() -> None:
             rows.append(f'"{day:%Y-%m-%d}",{j},{24000 + 37 * j},{25500 + 37 * j},{21000 + 33 * j}')
     head = '"SETTLEMENT_DATE","SETTLEMENT_PERIOD","ND","TSD","ENGLAND_WALES_DEMAND"\n'
     base = head + "\n".join(rows) + "\n"
-    w = lambda name, text: write(f"neso_demand/{name}.csv", text)  # noqa: E731
+    w = lambda name, text: write(f"neso_demand/{name}.csv", text)
     w("empty", "")
     w("truncated", cut(base, base.index('"2022-03-27",31,') + 20))
     w("truncated_day", base[: base.index('"2022-03-27",31,')])
@@ -234,7 +234,7 @@ def neso() -> None:
 
 def scenario() -> None:
     base = (ROOT / "datasets/scenarios/tiny.yaml").read_text(encoding="utf-8")
-    w = lambda name, text: write(f"scenario/{name}.yaml", text)  # noqa: E731
+    w = lambda name, text: write(f"scenario/{name}.yaml", text)
     w("empty", "")
     w("truncated", cut(base, base.index("  retry_days: 3") + 9))
     w("unknown_gsp_group", edit(base, "gsp_groups: [_C, _P]", "gsp_groups: [_C, _Q]"))
