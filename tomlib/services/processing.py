@@ -94,7 +94,7 @@ from tomlib import cube, reference
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
-from tomlib.services._processing_keys import lookup
+from tomlib.services._processing_keys import joint_codes, lookup
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
     DAYS_PER_YEAR,
@@ -315,7 +315,8 @@ class SmartData:
             raise ValueError("SmartData.times must be contiguous 30-minute period starts (UTC)")
         if len(self.standing) != m or not (np.asarray(self.standing.index).astype(str) == self.mpans).all():
             raise ValueError("SmartData.standing must be indexed by mpans, in the same order")
-        unknown = ~np.isin(self.registers["mpan"].to_numpy(dtype=str), self.mpans)
+        reg_codes, mpan_codes, _ = joint_codes([self.registers["mpan"].to_numpy(dtype=str)], [self.mpans])
+        unknown = ~np.isin(reg_codes, mpan_codes)
         if unknown.any():
             raise ValueError(f"SmartData.registers: MPAN {self.registers['mpan'].to_numpy(dtype=str)[unknown][0]} "
                              "is not one of mpans")

@@ -580,11 +580,20 @@ def hh_history(energy: np.ndarray, valid: np.ndarray, times, region_of_mpan, *, 
     c = np.zeros((m, n_d * 48))
     # each (day, clock half hour) once, except the repeated hour of a 50-period day: assign, then add
     _, first = np.unique(col, return_index=True)
-    again = np.setdiff1d(np.arange(n_t), first)
+    repeated = np.ones(n_t, dtype=bool)
+    repeated[first] = False
+    again = np.flatnonzero(repeated)  # the periods not first at their (day, half hour), in order
     v[:, col[first]] = e[:, first]
     c[:, col[first]] = valid[:, first]
-    v[:, col[again]] += e[:, again]
-    c[:, col[again]] += valid[:, again]
+    if again.size:
+        v[:, col[again]] += e[:, again]
+        c[:, col[again]] += valid[:, again]
+    if n_d == 1:
+        # one settlement day: every MPAN's window is that day, whatever its day type, so the mean of
+        # its values at each clock half hour is the estimate (what the general path below computes
+        # with sums over one day, which are exact)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(c >= min_values, v / c, np.nan)[:, k]
     v = v.reshape(m, n_d, 48)
     c = c.reshape(m, n_d, 48)
     regions = np.asarray(region_of_mpan).astype(str)
