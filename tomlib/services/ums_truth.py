@@ -238,10 +238,14 @@ def _counts(n_mpans_per_gsp, table: pd.DataFrame) -> dict[str, int]:
 
 
 def _cores(gsp: np.ndarray, rng: np.random.Generator, existing, id_range=None) -> np.ndarray:
+    from tomlib.services._processing_keys import joint_codes
+
     cores = np.asarray(mpan_mod.generate_cores(gsp, rng, id_range)).astype(str)
-    taken = set(np.asarray(existing, dtype=str)) if existing is not None else set()
+    taken = np.asarray(existing, dtype=str).reshape(-1) if existing is not None else np.zeros(0, dtype=str)
     for _ in range(100):  # redraw the (rare) clashes with the market's other MPANs
-        clash = np.isin(cores, list(taken)) | pd.Series(cores).duplicated().to_numpy()
+        # membership by integer codes (a market block has hundreds of thousands of cores to avoid)
+        taken_codes, core_codes, _ = joint_codes([taken], [cores])
+        clash = np.isin(core_codes, taken_codes) | pd.Series(cores).duplicated().to_numpy()
         if not clash.any():
             return cores
         cores[clash] = np.asarray(mpan_mod.generate_cores(gsp[clash], rng, id_range)).astype(str)
