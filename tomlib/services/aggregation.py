@@ -90,13 +90,16 @@ def _actual_ranges(actual_quality) -> list[tuple[int, int]]:
 def _is_actual(quality: np.ndarray, ranges, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     """``out`` = quality code in one of ``ranges`` (bool), by uint8 compares: one unsigned
     ``q - lo <= hi - lo`` per range is a few byte passes, cheaper than a table lookup per cell."""
-    out[...] = False
-    for lo, hi in ranges:
+    if not ranges:
+        out[...] = False
+    for i, (lo, hi) in enumerate(ranges):
+        into = out if i == 0 else scratch
         if lo == hi:
-            np.equal(quality, lo, out=scratch)
+            np.equal(quality, lo, out=into)
         else:
-            np.less_equal(quality - np.uint8(lo), np.uint8(hi - lo), out=scratch)  # wraps below lo
-        out |= scratch
+            np.less_equal(quality - np.uint8(lo), np.uint8(hi - lo), out=into)  # wraps below lo
+        if i:
+            out |= scratch
     return out
 
 
@@ -438,8 +441,14 @@ def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, gr
     raw = None if energy.dtype == np.float64 else np.empty((rows_b, n_t), dtype=energy.dtype)
     q_buf = np.empty((rows_b, n_t), dtype=quality.dtype)
     a_buf, m_buf = np.empty((rows_b, n_t), dtype=bool), np.empty((rows_b, n_t), dtype=bool)
+    # runs of one group in the sorted rows, also cut at block edges; those of block b are
+    # segments[first[b]:first[b + 1]] (Python lists: the loop below only reads them)
+    edges = np.union1d(np.flatnonzero(g_sorted[1:] != g_sorted[:-1]) + 1, np.arange(step, order.size, step))
+    starts, ends = np.r_[0, edges], np.r_[edges, order.size]
+    first = np.searchsorted(starts // step, np.arange(-(-order.size // step) + 1)).tolist()
+    segments = list(zip(starts.tolist(), ends.tolist(), g_sorted[starts].tolist())) if order.size else []
     miss_cells, miss_bins = [], []
-    for s in range(0, order.size, step):
+    for b, s in enumerate(range(0, order.size, step)):
         idx = order[s:s + step]
         k = idx.size
         e, q, act, miss = e_buf[:k], q_buf[:k], a_buf[:k], m_buf[:k]
@@ -450,7 +459,6 @@ def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, gr
             np.copyto(e, raw[:k])
         np.take(quality, idx, axis=0, out=q, mode="clip")
         _is_actual(q, ranges, act, miss)
-        g_blk = g_sorted[s:s + k]
         np.equal(q, cube.MISSING, out=miss)
         if miss.any():  # rare: listed for the defaults, and their NaN zeroed for the products below
             flat = np.flatnonzero(miss)
@@ -458,19 +466,15 @@ def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, gr
             r = flat // n_t
             t = flat - r * n_t
             miss_cells.append(idx[r] * n_t + t)
-            miss_bins.append((g_blk[r] * 3 + 2) * n_t + t)
+            miss_bins.append((g_sorted[s + r] * 3 + 2) * n_t + t)
         mixed = not act.all()
         if mixed:  # actual energy = energy x mask; estimated = the rest (exact: a cell is in one)
             w_act = np.multiply(e, act.view(np.uint8), out=w_buf[:k])
             w_est = np.subtract(e, w_act, out=v_buf[:k])
         else:
             w_act = e
-        if g_blk[0] == g_blk[-1]:
-            segments = ((0, k, int(g_blk[0])),)
-        else:  # the few groups of this block, each a run of rows
-            cut = np.flatnonzero(g_blk[1:] != g_blk[:-1]) + 1
-            segments = zip(np.r_[0, cut].tolist(), np.r_[cut, k].tolist(), g_blk[np.r_[0, cut]].tolist())
-        for lo, hi, g in segments:
+        for lo, hi, g in segments[first[b]:first[b + 1]]:  # the groups of this block: one or a few
+            lo, hi = lo - s, hi - s
             sums[g, 0] += w_act[lo:hi].sum(axis=0)
             if mixed:
                 sums[g, 1] += w_est[lo:hi].sum(axis=0)
@@ -543,10 +547,19 @@ def _collapse(parts, active, sums, losses, counts, default_n, default_sum, defau
         else np.zeros(0, dtype=np.int64)
     out_keys, inverse = np.unique(combined, return_inverse=True)
     n_out = out_keys.size
-    flat = (inverse[:, None] * n_t + np.arange(n_t)[None, :]).ravel()
+    # an output row sums its keys (a few: domestic x LLFC) in key order: the j-th key of every output
+    # is added in one vectorised step per j, row by row (np.add.reduceat along this axis is slow)
+    order = np.argsort(inverse, kind="stable")
+    out_of = inverse[order]
+    rank = np.arange(out_of.size) - np.searchsorted(out_of, out_of)  # position among its output's keys
+    rows = np.flatnonzero(active)[order]
+    steps = [(out_of[rank == j], rows[rank == j]) for j in range(int(rank.max(initial=-1)) + 1)]
 
     def collapse(values):
-        return np.bincount(flat, weights=values[active].ravel(), minlength=n_out * n_t).reshape(n_out, n_t)
+        out = np.zeros((n_out, n_t), dtype=values.dtype)
+        for to, take in steps:  # distinct outputs within a step
+            out[to] += values[take]
+        return out
 
     first = np.zeros(n_out, dtype=np.int64)
     first[inverse[::-1]] = np.arange(inverse.size)[::-1]
@@ -563,8 +576,8 @@ def _collapse(parts, active, sums, losses, counts, default_n, default_sum, defau
     coords = {c: ("aggregate", np.concatenate([v, v]).astype(str)) for c, v in base.items()}
     coords["component"] = ("aggregate", np.repeat(["consumption", "losses"], n_out).astype(str))
     coords["ccc"] = ("aggregate", np.concatenate([lookup.ccc[cls, est, 0], lookup.ccc[cls, est, 1]]).astype(str))
-    count = collapse(counts.astype(float)).astype(np.int32)
-    dflt = collapse(default_n.astype(float)).astype(np.int32)
+    count = collapse(counts).astype(np.int32)
+    dflt = collapse(default_n).astype(np.int32)
     dflt_e = collapse(default_sum)
     return xr.Dataset(
         {
