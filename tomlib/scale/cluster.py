@@ -59,6 +59,13 @@ class Runner:
             return 1
         return max(len(self.client.scheduler_info(n_workers=-1).get("workers", {})), 1)
 
+    def on_every_worker(self, fn: Callable, *args: Any) -> None:
+        """Run ``fn(*args)`` once in every worker process (here: once in this process)."""
+        if self.client is None:
+            fn(*args)
+        else:
+            self.client.run(fn, *args)
+
     def map(self, fn: Callable, items: Iterable, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """``fn(item, *args, **kwargs)`` for every item; results in completion order.
 

@@ -509,8 +509,11 @@ def register_activity(registers: pd.DataFrame, times) -> np.ndarray:
     tpr = registers["tpr"].to_numpy(dtype=str)
     tprs, inv = np.unique(tpr, return_inverse=True)
     active = mt_mod.tpr_active(tprs, times)[inv] if tprs.size else np.zeros((0, len(times)), dtype=bool)
-    meter_key = registers["mpan"].astype(str) + "|" + registers["meter_id"].astype(str)
-    single = (meter_key.map(meter_key.value_counts()) == 1).to_numpy()
+    # registers of the same (mpan, meter): integer-coded pairs counted
+    none = np.zeros(0, dtype=str)
+    meter_code, _, n_pairs = joint_codes(
+        [registers["mpan"].to_numpy(dtype=str), registers["meter_id"].to_numpy(dtype=str)], [none, none])
+    single = np.bincount(meter_code, minlength=n_pairs)[meter_code] == 1
     active = active | single[:, None]
     t = times.to_numpy()
     inst = registers["installed_at"].to_numpy(dtype="datetime64[ns]")
