@@ -99,3 +99,18 @@ def test_growth_is_the_time_ratio_per_tenfold_size():
     assert bench.growth({1_000: 1.0, 10_000: 10.0, 100_000: 200.0}) == pytest.approx({10_000: 10.0, 100_000: 20.0})
     assert bench.growth({100: 1.0, 10_000: 100.0}) == pytest.approx({10_000: 10.0})  # two decades, linear
     assert bench.growth({100: None, 1_000: 2.0}) == {}
+
+
+def test_default_sizes_reach_ten_million_and_caps_say_why():
+    from tomlib import cli
+
+    assert bench.SIZES == (100_000, 1_000_000, 10_000_000)
+    assert cli.build_parser().parse_args(["bench"]).sizes == list(bench.SIZES)
+    uncapped = {s.name for s in bench.STAGES if s.max_mpan_days is None}
+    assert {"aggregation", "GSP group correction", "load shaping"} <= uncapped
+    for stage in bench.STAGES:
+        if stage.max_mpan_days is not None:
+            row = bench.measure(stage, stage.max_mpan_days * 10)  # returns before building any input
+            assert row.skipped == f"timed up to {stage.max_mpan_days:,} MPAN-days only: {stage.cap_reason}"
+            assert row.seconds is None
+    assert "skipped: timed up to" in bench.format_table([bench.measure(bench.STAGES[0], 10**7)])

@@ -674,10 +674,13 @@ def bench_inputs(mpan_days: int = 1_000_000, days: int = 7, seed: int = 0,
         "annual_consumption": rng.uniform(1000, 6000, n)}, index=pd.Index(mpans, name="mpan"))
     standing.loc[export, "market_segment"] = "S"
     energy = rng.gamma(2.0, 0.1, (n, times.size))
-    u = rng.random((n, times.size))
-    quality = np.where(u < missing_share, cube.MISSING,
-                       np.where(u < missing_share + estimated_share, cube.QUALITY_CODES["E"],
-                                cube.QUALITY_CODES["A"])).astype(np.uint8)
+    # quality from float32 draws and uint8 writes: at 10^7 MPAN-days nested np.where would hold
+    # several int64 temporaries of 4 GB each
+    u = rng.random((n, times.size), dtype=np.float32)
+    quality = np.full((n, times.size), cube.QUALITY_CODES["A"], dtype=np.uint8)
+    quality[u < np.float32(missing_share + estimated_share)] = cube.QUALITY_CODES["E"]
+    quality[u < np.float32(missing_share)] = cube.MISSING
+    del u
     energy[quality == cube.MISSING] = np.nan
     meters = cube.meter_cube(energy, times, mpans, standing, quality=quality)
     events = reg.initial_events(meters, times[0], times[0] - pd.Timedelta(days=30))
