@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12
 SCENARIO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: setup browser report generate test bench serve lab clean
+.PHONY: setup browser report generate test bench bench-gb serve lab clean
 
 setup: $(STAMP)
 
@@ -37,7 +37,11 @@ test: setup browser
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/tom bench
+	$(BIN)/tom bench --scale
+
+# The GB day (30 million MPANs, generated and settled by the chunked engine): long; ~15 GB disk in data/
+bench-gb: setup
+	nice -n 5 $(BIN)/tom bench --no-stages --gb
 
 serve: setup
 	$(BIN)/tom serve --scenario $(SCENARIO)

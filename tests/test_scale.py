@@ -270,3 +270,42 @@ def test_aggregates_of_any_split_of_the_mpans_add_up_to_those_of_all(cut, seed):
     for name in ("energy", "mpan_count", "default_count"):
         np.testing.assert_allclose(combined[name].values[rows], whole[name].values, rtol=1e-12, atol=1e-12)
     xr.testing.assert_equal(combined["mpan_periods"], whole["mpan_periods"])
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+_WORDS = st.sampled_from(["", "a", "ab", "é", "\u20ac", "abcdefgh", "abcdefghi", "1200000000017", "0000000000001",
+                          "M1234567", "01", "02"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(left=st.lists(st.tuples(_WORDS, _WORDS, st.integers(0, 2)), max_size=25, unique=True),
+       right=st.lists(st.tuples(_WORDS, _WORDS, st.integers(0, 2)), max_size=25))
+def test_integer_coded_joins_equal_the_pandas_ones(left, right):
+    from tomlib.services._processing_keys import lookup, pairs_on
+
+    cols = [np.array([t[i] for t in left], dtype=str if i < 2 else np.int64) for i in range(3)]
+    rcols = [np.array([t[i] for t in right], dtype=str if i < 2 else np.int64) for i in range(3)]
+    if left and right:
+        want = pd.MultiIndex.from_arrays(cols).get_indexer(pd.MultiIndex.from_arrays(rcols))
+        np.testing.assert_array_equal(lookup(cols, rcols), want)
+    a, b = cols[0], rcols[0]
+    e, r = pairs_on(a, b)
+    merged = pd.DataFrame({"k": a, "e": np.arange(a.size)}).merge(pd.DataFrame({"k": b, "r": np.arange(b.size)}),
+                                                                  on="k").sort_values(["e", "r"])
+    np.testing.assert_array_equal(e, merged["e"].to_numpy())
+    np.testing.assert_array_equal(r, merged["r"].to_numpy())
+
+
+def test_store_string_encoding_round_trips_exactly():
+    from tomlib.scale.generate import decode_strings, encode_strings
+
+    ds = xr.Dataset({"x": (("mpan",), np.array(["ab", "é", ""], dtype="<U5")),
+                     "codes": (("mpan",), np.array(["0000000000012", "1234567890123", ""]))},
+                    coords={"mpan": np.array(["1200000000017", "1400000000012", "1900000000013"]),
+                            "linked": ("mpan", np.array(["", "1200000000017", ""]))})
+    encoded = encode_strings(ds)
+    assert all(v.dtype.kind in "iu" for v in encoded.variables.values())
+    assert encoded["mpan"].dtype == np.int64 and encoded["linked"].values[0] == -1
+    xr.testing.assert_identical(decode_strings(encoded), ds)
+    assert decode_strings(encoded)["x"].dtype == np.dtype("<U5")

@@ -1,6 +1,41 @@
 """National scale: settle a GB settlement day of 30 million MPANs, chunked, on one machine or a cluster.
 
-(Documentation in progress; see plan, generate, settle, cluster.)
+The in-memory path (:func:`tomlib.market.generate`, :func:`tomlib.settlement.settle_run`) holds a
+whole market in one process; a GB day (30 million MPANs x 48 periods, 1.4 billion values) does
+not fit. The chunked engine cuts the market into **blocks** (GSP group x MPAN block, at most
+``block_mpans`` import MPANs each, 250,000 by default; a GSP group may span several blocks) and
+runs every block through the *same* functions the in-memory path uses:
+
+- :mod:`~tomlib.scale.plan`: the block plan; each block has its own seed and MPAN core range, so a
+  block is a market of its own that can be regenerated and settled alone, anywhere;
+- :mod:`~tomlib.scale.generate`: ``tom generate`` -- blocks generated as dask tasks into one Zarr
+  store (a group per block, per-block rows of the root arrays by region writes, the whole store
+  written atomically); :class:`MarketStore` reads a block back or gives a lazy dask view of all;
+- :mod:`~tomlib.scale.settle`: ``tom settle`` -- per block, the smart, advanced and UMS data
+  services and aggregation as :func:`tomlib.settlement.settle_run` calls them, reduced to partial
+  aggregates (GSP group x supplier x BM unit x CCC x period); the partials are summed and GSP group
+  correction applied once; the runs and their reconciliation are saved as the in-memory path
+  saves them;
+- :mod:`~tomlib.scale.cluster`: where the blocks run -- this process, a local dask cluster (default
+  2 worker processes x 1 thread, 10 GiB each: peak memory is bounded by the block size, not by
+  the number of MPANs) or a dask.distributed cluster given by its scheduler address;
+- :mod:`~tomlib.scale.bench`: ``tom bench --scale`` / ``--gb``.
+
+Running the GB day
+------------------
+::
+
+    tom generate --scenario gb            # 14 GSP groups, 30 M MPANs -> data/gb/market.zarr (~15 GB)
+    tom settle   --scenario gb --run SF   # every block, one GSP group correction -> data/gb/settlement/
+    tom settle   --scenario gb --run SF --scheduler tcp://host:8786   # the blocks on a dask cluster
+
+``gb_spring`` and ``gb_autumn`` are the same market on the 46- and 50-period days. Scenarios with
+more than :data:`CHUNKED_ABOVE_MPANS` import MPANs use this engine (``--engine`` forces either);
+without a market store, ``tom settle`` regenerates each block from its seed inside its task.
+On a cluster, the workers need tomlib installed and the market store on storage they all see.
+
+Equality with the in-memory path: :mod:`tomlib.scale.settle` (module docstring) and
+:func:`check_sample`; tests in ``tests/test_scale.py``.
 """
 
 import importlib

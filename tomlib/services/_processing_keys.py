@@ -52,7 +52,8 @@ def joint_codes(left, right) -> tuple[np.ndarray, np.ndarray, int]:
     -------
     left_codes, right_codes : ndarray of int64
     size : int
-        Number of possible codes.
+        Number of possible codes (the product of each column's distinct values: an upper bound of
+        the distinct key tuples, not their number).
     """
     if len(left) != len(right) or not left:
         raise ValueError("joint_codes: give the same number (at least one) of key columns on both sides")

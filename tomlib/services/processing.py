@@ -511,9 +511,10 @@ def register_activity(registers: pd.DataFrame, times) -> np.ndarray:
     active = mt_mod.tpr_active(tprs, times)[inv] if tprs.size else np.zeros((0, len(times)), dtype=bool)
     # registers of the same (mpan, meter): integer-coded pairs counted
     none = np.zeros(0, dtype=str)
-    meter_code, _, n_pairs = joint_codes(
+    meter_code, _, _ = joint_codes(
         [registers["mpan"].to_numpy(dtype=str), registers["meter_id"].to_numpy(dtype=str)], [none, none])
-    single = np.bincount(meter_code, minlength=n_pairs)[meter_code] == 1
+    _, pair, count = np.unique(meter_code, return_inverse=True, return_counts=True)
+    single = count[pair.reshape(-1)] == 1
     active = active | single[:, None]
     t = times.to_numpy()
     inst = registers["installed_at"].to_numpy(dtype="datetime64[ns]")
