@@ -42,7 +42,9 @@ def test_run_reports_growth_and_the_comparison(tmp_path):
     assert [r["mpan_days"] for r in rows] == [700, 7000]
     for r in rows:
         for key in ("tomlib_seconds", "duckdb_seconds", "pandas_seconds", "plain_sum_seconds",
-                    "duckdb_over_tomlib", "pandas_over_tomlib", "tomlib_over_plain_sum"):
+                    "duckdb_over_tomlib", "pandas_over_tomlib", "tomlib_over_plain_sum",
+                    "tomlib_cpu_seconds", "duckdb_over_tomlib_cpu", "pandas_over_tomlib_cpu",
+                    "tomlib_over_plain_sum_cpu"):
             assert r[key] > 0, key
         assert set(r["max_abs_diff_kwh"]) == {"duckdb", "pandas"} and not r["skipped"]
     assert set(rows[1]["growth_per_10x"]) == set(bench.METHODS)

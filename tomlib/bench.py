@@ -524,7 +524,9 @@ class ComparisonResult:
 
     ``duckdb_over_tomlib`` and ``pandas_over_tomlib`` are how many times longer the other method
     took than tomlib; ``tomlib_over_plain_sum`` is tomlib's time in plain passes over the energy
-    array. ``max_abs_diff_kwh`` holds each method's largest difference from tomlib's corrected
+    array. The ``*_cpu*`` fields are the same on the CPU time of the process (all its threads:
+    DuckDB's workers count), which other programs on a shared machine disturb far less than the
+    wall time. ``max_abs_diff_kwh`` holds each method's largest difference from tomlib's corrected
     volumes (checked within :data:`RTOL`); ``skipped`` the reason per method not run.
     """
 
@@ -537,6 +539,13 @@ class ComparisonResult:
     duckdb_over_tomlib: float | None = None
     pandas_over_tomlib: float | None = None
     tomlib_over_plain_sum: float | None = None
+    tomlib_cpu_seconds: float | None = None
+    duckdb_cpu_seconds: float | None = None
+    pandas_cpu_seconds: float | None = None
+    plain_sum_cpu_seconds: float | None = None
+    duckdb_over_tomlib_cpu: float | None = None
+    pandas_over_tomlib_cpu: float | None = None
+    tomlib_over_plain_sum_cpu: float | None = None
     duckdb_threads: int | None = None
     aggregates: int | None = None
     max_abs_diff_kwh: dict = field(default_factory=dict)
@@ -576,7 +585,8 @@ def compare(mpan_days: int, *, days: int = 7, seed: int = 0, repeats: int = 2, m
     aggregate_kwargs, allocate_kwargs, long = comparison_inputs(mpan_days, days, seed, first_date)
     energy = aggregate_kwargs["meters"]["energy"].values
     result = ComparisonResult(mpan_days, meter_periods=int(energy.size))
-    result.tomlib_seconds, allocation = _best(lambda: _tomlib(aggregate_kwargs, allocate_kwargs), repeats)
+    (result.tomlib_seconds, result.tomlib_cpu_seconds), allocation = _best(
+        lambda: _tomlib(aggregate_kwargs, allocate_kwargs), repeats)
     reference = _tomlib_long(allocation)
     result.aggregates = int(allocation.sizes["aggregate"])
     del allocation
@@ -588,7 +598,8 @@ def compare(mpan_days: int, *, days: int = 7, seed: int = 0, repeats: int = 2, m
             result.skipped[method] = f"run up to {cap[0]:,} MPAN-days only: {cap[1]}"
             continue
         if method == "plain sum":
-            result.plain_sum_seconds, _ = _best(lambda: energy.sum(axis=0), max(repeats, 3))
+            (result.plain_sum_seconds, result.plain_sum_cpu_seconds), _ = _best(lambda: energy.sum(axis=0),
+                                                                                max(repeats, 3))
         elif method == "duckdb":
             try:
                 con = _duckdb_connect(long)
@@ -596,54 +607,61 @@ def compare(mpan_days: int, *, days: int = 7, seed: int = 0, repeats: int = 2, m
                 result.skipped[method] = f"{err.name} is not installed"
                 continue
             result.duckdb_threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-            result.duckdb_seconds, got = _best(lambda con=con: _duckdb(con, long), repeats)
+            (result.duckdb_seconds, result.duckdb_cpu_seconds), got = _best(lambda con=con: _duckdb(con, long),
+                                                                             repeats)
             result.max_abs_diff_kwh[method] = _agreement(reference, got, method)
             con.close()
         elif method == "pandas":
-            result.pandas_seconds, got = _best(lambda: _pandas(long), repeats)
+            (result.pandas_seconds, result.pandas_cpu_seconds), got = _best(lambda: _pandas(long), repeats)
             result.max_abs_diff_kwh[method] = _agreement(reference, got, method)
         else:
             raise ValueError(f"compare: unknown method {method!r}; expected some of {METHODS}")
         got = None
         gc.collect()
-    t = result.tomlib_seconds
-    result.duckdb_over_tomlib = result.duckdb_seconds / t if result.duckdb_seconds else None
-    result.pandas_over_tomlib = result.pandas_seconds / t if result.pandas_seconds else None
-    result.tomlib_over_plain_sum = t / result.plain_sum_seconds if result.plain_sum_seconds else None
+    for suffix in ("", "_cpu"):
+        t = getattr(result, f"tomlib{suffix}_seconds")
+        duck, pandas, plain = (getattr(result, f"{m}{suffix}_seconds") for m in ("duckdb", "pandas", "plain_sum"))
+        setattr(result, f"duckdb_over_tomlib{suffix}", duck / t if duck else None)
+        setattr(result, f"pandas_over_tomlib{suffix}", pandas / t if pandas else None)
+        setattr(result, f"tomlib_over_plain_sum{suffix}", t / plain if plain else None)
     return result
 
 
 def _best(function, repeats: int):
-    """(fastest wall time of ``repeats`` calls [s], the last call's result)."""
-    best, out = float("inf"), None
+    """((fastest wall time, fastest CPU time of the process) of ``repeats`` calls [s], the last call's result)."""
+    wall, cpu, out = float("inf"), float("inf"), None
     for _ in range(max(repeats, 1)):
         out = None
         gc.collect()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         out = function()
-        best = min(best, time.perf_counter() - started)
-    return best, out
+        wall = min(wall, time.perf_counter() - started)
+        cpu = min(cpu, time.process_time() - started_cpu)
+    return (wall, cpu), out
 
 
 def format_comparison(comparisons: list[ComparisonResult]) -> str:
     """The comparison rows as a fixed-width table with the ratios, and what was skipped."""
-    title = "Aggregation + GSP group correction, the same data four ways (seconds; M = million meter-periods/s)"
+    title = ("Aggregation + GSP group correction, the same data four ways (wall seconds, best of the repeats; "
+             "M = million meter-periods/s; ratios on wall and on CPU time)")
     header = (f"{'MPAN-days':>12}{'meter-periods':>15}{'tomlib':>16}{'DuckDB':>16}{'pandas':>16}{'plain sum':>16}"
-              f"{'DuckDB/tomlib':>15}{'pandas/tomlib':>15}{'tomlib/sum':>12}")
-    lines = [title, header, "-" * len(header)]
+              f"{'DuckDB/tomlib':>16}{'pandas/tomlib':>16}{'tomlib/sum':>16}")
+    sub = f"{'':>91}{'wall    cpu':>16}{'wall    cpu':>16}{'wall    cpu':>16}"
+    lines = [title, header, sub, "-" * len(header)]
 
     def cell(seconds, n):
         return f"{seconds:8.3f} {n / seconds / 1e6:5.0f}M" if seconds else f"{'-':>15}"
 
-    def ratio(x, width):
-        return f"{x:>{width}.1f}" if x else f"{'-':>{width}}"
+    def ratio(wall, cpu):
+        return f"{wall:>9.1f}{cpu:>7.1f}" if wall and cpu else f"{'-':>16}"
 
     for c in comparisons:
         n = c.meter_periods
         lines.append(f"{c.mpan_days:>12,}{n:>15,} {cell(c.tomlib_seconds, n)} {cell(c.duckdb_seconds, n)} "
                      f"{cell(c.pandas_seconds, n)} {cell(c.plain_sum_seconds, n)}"
-                     f"{ratio(c.duckdb_over_tomlib, 15)}{ratio(c.pandas_over_tomlib, 15)}"
-                     f"{ratio(c.tomlib_over_plain_sum, 12)}")
+                     f"{ratio(c.duckdb_over_tomlib, c.duckdb_over_tomlib_cpu)}"
+                     f"{ratio(c.pandas_over_tomlib, c.pandas_over_tomlib_cpu)}"
+                     f"{ratio(c.tomlib_over_plain_sum, c.tomlib_over_plain_sum_cpu)}")
     for c in comparisons:
         for method, why in c.skipped.items():
             lines.append(f"  {method} at {c.mpan_days:,} MPAN-days skipped: {why}")
