@@ -371,34 +371,39 @@ def _tomlib_long(allocation: xr.Dataset) -> pd.Series:
 
 
 _SQL = """
-WITH cells AS (
-    SELECT e.gsp_group, e.supplier, e.bm_unit, e.measurement_quantity, e.market_segment, e.domestic, e.llfc,
-           e.annual_consumption, f.t, f.energy,
-           CASE WHEN f.quality IN ({actual}) THEN 0 WHEN f.quality = {missing} THEN 2 ELSE 1 END AS cls
-    FROM fact f JOIN events e ON f.event = e.event
-    WHERE e.energised
-), sums AS (
-    SELECT gsp_group, supplier, bm_unit, measurement_quantity, market_segment, domestic, llfc, cls, t,
-           sum(energy) AS energy, count(*) AS n
-    FROM cells WHERE cls < 2 GROUP BY ALL
+WITH keyed AS (    -- per event a small integer key: (GSP group, supplier, BM unit, MQ, segment, domestic, LLFC)
+    SELECT event, annual_consumption,
+           dense_rank() OVER (ORDER BY gsp_group, supplier, bm_unit, measurement_quantity, market_segment, domestic,
+                                       llfc) AS key
+    FROM events WHERE energised
+), keys AS (
+    SELECT DISTINCT k.key, e.gsp_group, e.supplier, e.bm_unit, e.measurement_quantity, e.market_segment, e.domestic,
+           e.llfc
+    FROM keyed k JOIN events e USING (event)
+), sums AS (       -- the pass over every cell with a value: grouped by three small integers
+    SELECT k.key, CASE WHEN f.quality IN ({actual}) THEN 0 ELSE 1 END AS cls, f.t,
+           sum(f.energy) AS energy, count(*) AS n
+    FROM fact f JOIN keyed k ON f.event = k.event
+    WHERE f.quality <> {missing} GROUP BY ALL
 ), shape AS (      -- load shape: mean actual energy per MPAN of the category in the period
     SELECT gsp_group, measurement_quantity, market_segment, domestic, t, sum(energy) / sum(n) AS ls
-    FROM sums WHERE cls = 0 GROUP BY ALL
+    FROM sums JOIN keys USING (key) WHERE cls = 0 GROUP BY ALL
 ), mean_ac AS (
     SELECT gsp_group, measurement_quantity, market_segment, domestic, avg(annual_consumption) AS mean_ac
     FROM mpans GROUP BY ALL
 ), defaults AS (   -- missing cells: load shape x AC / mean AC, or a flat AC / 8766 h x 0.5 h
-    SELECT c.gsp_group, c.supplier, c.bm_unit, c.measurement_quantity, c.market_segment, c.domestic, c.llfc,
-           1 AS cls, c.t,
-           sum(CASE WHEN s.ls IS NULL THEN c.annual_consumption * 0.5 / 8766.0
-                    WHEN m.mean_ac > 0 THEN s.ls * (c.annual_consumption / m.mean_ac) ELSE s.ls END) AS energy
-    FROM cells c
+    SELECT k.key, 1 AS cls, f.t,
+           sum(CASE WHEN s.ls IS NULL THEN k.annual_consumption * 0.5 / 8766.0
+                    WHEN m.mean_ac > 0 THEN s.ls * (k.annual_consumption / m.mean_ac) ELSE s.ls END) AS energy
+    FROM fact f
+    JOIN keyed k ON f.event = k.event
+    JOIN keys c ON c.key = k.key
     JOIN mean_ac m USING (gsp_group, measurement_quantity, market_segment, domestic)
     LEFT JOIN shape s USING (gsp_group, measurement_quantity, market_segment, domestic, t)
-    WHERE c.cls = 2 GROUP BY ALL
+    WHERE f.quality = {missing} GROUP BY ALL
 ), filled AS (
-    SELECT gsp_group, supplier, bm_unit, measurement_quantity, market_segment, domestic, llfc, cls, t, energy
-    FROM sums UNION ALL SELECT * FROM defaults
+    SELECT c.*, f.cls, f.t, f.energy
+    FROM (SELECT key, cls, t, energy FROM sums UNION ALL SELECT * FROM defaults) f JOIN keys c USING (key)
 ), volumes AS (
     SELECT f.gsp_group, f.supplier, f.bm_unit, f.measurement_quantity, f.market_segment, f.t,
            CASE WHEN f.cls = 0 THEN 'actual' ELSE 'estimated' END AS data_quality,
