@@ -28,14 +28,17 @@ For each GSP group H, supplier s, BM unit b, Consumption Component Class n and p
 Hot path
 --------
 Each registration event belongs to one MPAN, so the key of a cell -- (GSP group, class (MQ,
-segment), domestic, supplier/BM unit pair, LLFC, actual/estimated/missing) -- is the key of its
-event plus its quality class; the event keys are compacted once (a few thousand). A cell's bin is
-then ``(base[event] + quality class) x n_time + t``: a per-row broadcast for the MPANs whose
-registration does not change in the run (a gather only for the rows that change), and two
-``np.bincount`` passes give the energy sums and counts of every bin — the sorted-segment-sum idea
-without a sort, and no pandas groupby. Losses need no per-cell LLF lookup: the LLFC is part of the
-key, so each bin's energy is multiplied by its LLF - 1 afterwards. De-energised and unregistered
-cells fall in pseudo-bins that are counted, not aggregated.
+segment), domestic, supplier/BM unit pair, LLFC, actual/estimated/missing) -- is the *group* of
+its event plus its quality class; the event groups are compacted once (a few thousand). Over the
+dense MPAN x period array, a sorted segment sum (:func:`_group_class_sums`): the MPANs whose
+registration does not change in the run are sorted by group once, then gathered block by block
+into cache-sized buffers and reduced along the MPAN axis per group -- actual energy as energy x
+actual mask, estimated as the rest, counts as sums of the mask; missing cells (rare) are listed
+for the defaults, and the few rows whose registration changes take a per-cell ``np.bincount``. No
+per-cell key array, no pandas groupby. Losses need no per-cell LLF lookup: the LLFC is part of the
+key, so each group's energy is multiplied by its LLF - 1 afterwards. De-energised and unregistered
+cells fall in pseudo-groups that are counted, not aggregated. Sums equal a cell-by-cell sum up to
+summation order (blocks add partial sums; ~1e-16 relative); counts and statuses exactly.
 :func:`bench_inputs` builds synthetic inputs of a given size for the benchmark.
 """
 
