@@ -54,6 +54,7 @@ import xarray as xr
 from tomlib import calendar, cube, reference
 from tomlib import registration as reg
 from tomlib.services import aggregation, volume_allocation
+from tomlib.services._processing_keys import lookup
 
 __all__ = [
     "SEGMENT_SERVICES",
@@ -324,7 +325,7 @@ def _call_segment(ctx: _Context, segment: str, fn: Callable, run: str, as_of: pd
                              f"{result.segment!r}, expected {segment!r}")
         cube.validate_meter_cube(result.meters, where=f"{fn.__module__}.settle_segment ({run}, {instant})")
         got = np.asarray(result.meters["mpan"].values, dtype=str)
-        rows = pd.Index(mpans).get_indexer(got)
+        rows = lookup([mpans], [got])  # integer-coded: the same as pd.Index(mpans).get_indexer(got)
         if (rows < 0).any():
             raise ValueError(f"{fn.__module__}.settle_segment returned MPAN {got[rows < 0][0]}, which is not a "
                              f"segment {segment} MPAN of the market")

@@ -245,7 +245,8 @@ def write_block(index: int, scenario_dict: dict, plan_json: str, path: str, sett
 
 def _finish(path: Path, scenario, plan: BlockPlan, llfs: list[xr.DataArray], meta: dict) -> None:
     """Market-level arrays from the blocks: GSP group take, unaccounted energy and the LLFs."""
-    root = cube._fixed_width(xr.open_zarr(path, consolidated=False))
+    with xr.open_dataset(path, engine="zarr", consolidated=False, chunks=None) as src:
+        root = cube._fixed_width(src.load())
     done = root["block_done"].to_numpy()
     if not done.all():
         missing = root["block"].to_numpy()[~done]
@@ -267,7 +268,6 @@ def _finish(path: Path, scenario, plan: BlockPlan, llfs: list[xr.DataArray], met
          "line_loss_factor": (("llfc_id", "time"), values[first], {"units": "-", "long_name": "line loss factor"})},
         coords={"gsp_group_id": groups, "llfc_id": codes, "time": root["time"].to_numpy()},
         attrs={**root.attrs, **meta, "complete": 1})  # appending replaces the root's attrs
-    root.close()
     cube._prepared(out.drop_vars("time"), "zarr").to_zarr(path, mode="a", zarr_format=3, consolidated=False)
 
 
@@ -355,7 +355,10 @@ class MarketStore:
         self.path = Path(path)
         if not is_market_store(self.path):
             raise ValueError(f"{self.path}: not a chunked market store (written by tomlib.scale.generate_store)")
-        root = xr.open_zarr(self.path, consolidated=False)
+        # the root holds only small per-block and per-GSP-group arrays: read them into memory with
+        # numpy (a dask-backed view would, inside a dask worker, schedule its reads on the cluster)
+        with xr.open_dataset(self.path, engine="zarr", consolidated=False, chunks=None) as src:
+            root = src.load()
         self.attrs = dict(root.attrs)
         if not self.attrs.get("complete"):
             raise ValueError(f"{self.path}: the store is incomplete (its generation did not finish)")

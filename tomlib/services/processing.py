@@ -471,7 +471,7 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
     mpans = ds["mpan"].to_numpy().astype(str)
     times = all_times[:n_keep]
     hh_vis, dups, _ = rt_mod.visible(inp.retrieval, t_as_of)
-    rows = pd.Index(mpans).get_indexer(hh_vis["mpan"].to_numpy().astype(str))
+    rows = lookup([mpans], [hh_vis["mpan"].to_numpy().astype(str)])
     hh = np.full((mpans.size, n_keep), np.nan)
     hh[rows] = hh_vis["energy"].to_numpy()[:, :n_keep]
     dups = dups[dups["time"].to_numpy(dtype="datetime64[ns]") < (times[-1] + cal.PERIOD).to_datetime64()]
@@ -631,7 +631,7 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
                             energised=data.energised, min_zero_run=cfg.min_zero_run,
                             max_zero_share=cfg.max_zero_share)
     dups = data.duplicates
-    d_row = pd.Index(data.mpans).get_indexer(dups["mpan"].to_numpy(dtype=str))
+    d_row = lookup([data.mpans], [dups["mpan"].to_numpy(dtype=str)])
     d_col = pd.Index(times).get_indexer(pd.DatetimeIndex(dups["time"].to_numpy(dtype="datetime64[ns]")))
     inside = (d_row >= 0) & (d_col >= 0)
     if not inside.all():
@@ -655,7 +655,7 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
 
     # 4. register reads
     regs = data.registers
-    reg_mpan = pd.Index(data.mpans).get_indexer(regs["mpan"].to_numpy(dtype=str))
+    reg_mpan = lookup([data.mpans], [regs["mpan"].to_numpy(dtype=str)])
     active = data.active if data.active is not None else register_activity(regs, times)
     r_reg = ratio[reg_mpan]
     known_reg = np.where(valid[reg_mpan], hh[reg_mpan], np.nan)
