@@ -129,9 +129,10 @@ class BlockPartial:
 
 
 def settled_digest(settled: xr.Dataset) -> str:
-    """SHA-256 of a settled meter cube's MPANs, periods, energy, quality and estimation reason
-    (bit-exact fingerprint of the data services' output for those MPANs)."""
-    h = hashlib.sha256()
+    """BLAKE2b (256 bits) of a settled meter cube's MPANs, periods, energy, quality and estimation
+    reason: a bit-exact fingerprint of the data services' output for those MPANs (BLAKE2b rather
+    than SHA-256 because it hashes the 120 MB of a block twice as fast here)."""
+    h = hashlib.blake2b(digest_size=32)
     h.update(np.asarray(settled["mpan"].values, dtype=str).tobytes())
     h.update(np.asarray(settled["time"].values, dtype="datetime64[ns]").tobytes())
     for name, dtype in (("energy", float), ("quality", np.uint8), ("estimation_reason", np.uint8)):

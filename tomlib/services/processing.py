@@ -379,10 +379,11 @@ def smart_inputs(market, config=None) -> SmartInputs:
     days = pd.DatetimeIndex(np.unique(cal.from_utc(times)[0]))
     comms = rt.days.pivot_table(index="mpan", columns="settlement_date", values="comms_failure", aggfunc="max")
     comms = comms.reindex(index=mpans, columns=days).astype(float).fillna(0.0).to_numpy() > 0
-    arrivals = np.unique(np.concatenate([
+    # distinct instants by hashing (np.unique would sort every MPAN-day's instant), then sorted
+    arrivals = np.sort(pd.unique(np.concatenate([
         np.asarray(rt.hh["available_at"].values, dtype="datetime64[ns]").ravel(),
         rt.duplicates["available_at"].to_numpy(dtype="datetime64[ns]"),
-        reads["available_at"].to_numpy(dtype="datetime64[ns]")]))
+        reads["available_at"].to_numpy(dtype="datetime64[ns]")])))
     out = SmartInputs(metering=mt, retrieval=rt, meter_reading=mr, screened=screened, registers=registers,
                   active=register_activity(registers, times), comms=comms, arrivals=arrivals[~np.isnat(arrivals)])
     for k in [k for k, v in _CACHE.items() if v[0]() is None or len(_CACHE) >= 4]:
@@ -879,10 +880,17 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
     q = out.quality[:, cols]
     c["mpan_periods"] = float(q.size)
     e = out.energy[:, cols]
+    counts = np.bincount(q.ravel(), minlength=256)
+    e0 = None
     for label in (*METHODS, "MISSING"):
-        sel = q == _Q[label]
-        c[f"mpan_periods_{label}"] = float(sel.sum())
-        c[f"energy_{label} [kWh]"] = float(np.nansum(np.where(sel, e, 0.0)))
+        n_label = int(counts[_Q[label]])
+        c[f"mpan_periods_{label}"] = float(n_label)
+        if n_label == 0:  # no cell: the sum below would be of zeros only
+            c[f"energy_{label} [kWh]"] = 0.0
+            continue
+        if e0 is None:  # NaN -> 0 once; the array summed is the one nansum(where(sel, e, 0)) sums
+            e0 = np.where(np.isnan(e), 0.0, e)
+        c[f"energy_{label} [kWh]"] = float(np.sum(np.where(q == _Q[label], e0, 0.0)))
     c["mpan_periods_in_minus_out"] = c["mpan_periods"] - sum(c[f"mpan_periods_{k}"] for k in (*METHODS, "MISSING"))
     # advances count on the day their closing read does
     bounds = np.append(window.to_numpy(), window[-1].to_datetime64() + cal.PERIOD.to_timedelta64())

@@ -321,8 +321,10 @@ def per_mpan(values_by_register: np.ndarray, mpan_row: np.ndarray, n_mpan: int) 
     rank = pd.Series(rows).groupby(rows).cumcount().to_numpy() if rows.size else rows
     for k in range(int(rank.max()) + 1 if rank.size else 0):
         sel = np.flatnonzero(rank == k)
-        cur = out[rows[sel]]
-        out[rows[sel]] = np.where(np.isfinite(v[sel]), v[sel], cur)
+        vs = v[sel]
+        # the first register of each MPAN meets rows still all NaN
+        cur = np.nan if k == 0 else out[rows[sel]]
+        out[rows[sel]] = np.where(np.isfinite(vs), vs, cur)
     return out
 
 
