@@ -1114,23 +1114,29 @@ def _standing_frame(scenario, settings: GeneratorSettings, plan: _Plan, solar_ro
     capacity[n_imp:] = plan.solar_capacity[solar_rows]
     letters = np.array([g[1] for g in scenario.gsp_groups], dtype=object)[
         pd.Index(list(scenario.gsp_groups)).get_indexer(gsp_all)]
+
+    def text(values) -> pd.api.extensions.ExtensionArray:
+        # plain Python strings: this frame only feeds meter_cube, which makes numpy strings of them;
+        # pandas' default (Arrow) strings would be converted there and back for every MPAN
+        return pd.array(np.asarray(values).astype(str).astype(object), dtype=object)
+
     return pd.DataFrame(
         {
-            "gsp_group": gsp_all,
-            "market_segment": np.where(adv, "A", "S"),
+            "gsp_group": text(gsp_all),
+            "market_segment": text(np.where(adv, "A", "S")),
             # DI-015: W whole current (smart), L / H LV / HV current-transformer (advanced)
-            "connection_type": np.select([segment_use == "advanced_lv", segment_use == "advanced_hv"],
-                                         ["L", "H"], "W"),
+            "connection_type": text(np.select([segment_use == "advanced_lv", segment_use == "advanced_hv"],
+                                              ["L", "H"], "W")),
             "domestic": np.isin(kind_all, ("smart_domestic", "smart_export")),
-            "supplier": supplier_all,
-            "bm_unit": "2__" + letters + supplier_all.astype(object) + "001",
-            "llfc": _llfc_of(gsp_all, segment_use),
-            "measurement_quantity": np.where(kind_all == "smart_export", "AE", "AI"),
+            "supplier": text(supplier_all),
+            "bm_unit": text("2__" + letters + supplier_all.astype(object) + "001"),
+            "llfc": text(_llfc_of(gsp_all, segment_use)),
+            "measurement_quantity": text(np.where(kind_all == "smart_export", "AE", "AI")),
             "annual_consumption": np.concatenate([plan.annual_consumption, export_annual]),
             # extra columns become extra mpan coordinates of the cube
             "profile_class": np.concatenate([plan.profile_class, np.zeros(n_exp, dtype=np.int64)]),
-            "donor_household": donor_house.astype(str),
-            "linked_mpan": linked.astype(str),
+            "donor_household": text(donor_house.astype(str)),
+            "linked_mpan": text(linked.astype(str)),
             "solar_capacity": capacity,
         },
         index=pd.Index(cores, name="mpan"),
