@@ -9,10 +9,7 @@ reports keep their layout.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -25,7 +22,8 @@ __all__ = ["DASHBOARDS", "ServiceInputs", "available_dashboards", "dashboard_app
 log = logging.getLogger(__name__)
 
 
-def save_dashboard(dash: Any, path: str | PathLike, title: str | None = None, max_states: int = 1000) -> Path:
+def save_dashboard(dash: Any, path: str | PathLike, title: str | None = None, max_states: int = 1000,
+                   embed_states: Mapping[Any, Sequence[Any]] | None = None) -> Path:
     """Save a dashboard to one self-contained HTML file (BokehJS inline, widget states embedded).
 
     Parameters
@@ -39,6 +37,9 @@ def save_dashboard(dash: Any, path: str | PathLike, title: str | None = None, ma
         Page title (default: Panel's).
     max_states : int
         Limit on the number of embedded widget-state combinations (Panel warns beyond it).
+    embed_states : mapping, optional
+        Widget of ``pn.panel(dash)`` -> the values to embed for it; default every value of every
+        widget. (Pass the layout as ``dash`` to name its widgets.)
 
     Returns
     -------
@@ -55,7 +56,7 @@ def save_dashboard(dash: Any, path: str | PathLike, title: str | None = None, ma
         with atomic_target(path) as tmp:
             # apple_icon/app_favicon defined (empty) stop Panel's template linking its icons on the CDN
             pn.panel(dash).save(tmp, resources=INLINE, embed=True, max_states=max_states, progress=False,
-                                title=title or path.stem,
+                                title=title or path.stem, embed_states=dict(embed_states or {}),
                                 template_variables={"apple_icon": "", "app_favicon": ""})
     finally:
         Viewable._preprocessing_hooks.remove(_inline_stylesheets)
@@ -142,6 +143,22 @@ def _advanced_dashboard(inputs: ServiceInputs) -> Any:
     return AdvancedDashboard(results=results, market=inputs.market, inputs=services)
 
 
+def _ums_dashboard(inputs: ServiceInputs) -> Any:
+    from tomlib.dashboards import ums
+
+    truth = ums.ums_truth(inputs.scenario, inputs.market)
+    locations = sorted(set(truth.standing["gsp_group"].astype(str)))
+    return ums.ums_dashboard(truth, ums.settle_methods(truth, inputs.scenario), locations,
+                             inputs.scenario.first_date.year)
+
+
+def _load_shaping_dashboard(inputs: ServiceInputs) -> Any:
+    from tomlib.dashboards.load_shaping import shape_runs
+
+    run = "SF" if "SF" in inputs.runs else inputs.runs[0]
+    return shape_runs(inputs.market, inputs.scenario, [run]).explorer(run)
+
+
 def _volume_allocation_dashboard(inputs: ServiceInputs) -> Any:
     from tomlib.dashboards.volume_allocation import VolumeAllocationDashboard
 
@@ -155,12 +172,13 @@ def _settlement_runs_dashboard(inputs: ServiceInputs) -> Any:
 
 
 #: page name -> (modules the page needs, builder taking the shared ServiceInputs); chain order.
-#: Services whose notebooks build their dashboards from notebook-only inputs (load shaping,
-#: unmetered supplies) are served by adding a builder here once their inputs have a tomlib function.
+#: Each builder takes its inputs from tomlib functions the service's notebook calls too.
 DASHBOARDS: dict[str, tuple[tuple[str, ...], Callable[[ServiceInputs], Any]]] = {
     "market": (("tomlib.dashboards.market",), _market_dashboard),
     "smart": (("tomlib.dashboards.smart", "tomlib.services.processing"), _smart_dashboard),
     "advanced": (("tomlib.dashboards.advanced", "tomlib.services.advanced"), _advanced_dashboard),
+    "unmetered_supplies": (("tomlib.dashboards.ums", "tomlib.services.ums"), _ums_dashboard),
+    "load_shaping": (("tomlib.dashboards.load_shaping", "tomlib.services.load_shaping"), _load_shaping_dashboard),
     "volume_allocation": (("tomlib.dashboards.volume_allocation", "tomlib.settlement"),
                           _volume_allocation_dashboard),
     "settlement_runs": (("tomlib.dashboards.settlement_runs", "tomlib.settlement"), _settlement_runs_dashboard),
@@ -218,8 +236,17 @@ def dashboard_apps(market: Any, scenario: Any = None, runs: Sequence[str] | None
         except FileNotFoundError as err:  # a hand-made market: pages needing the scenario fail when opened
             log.warning("no scenario file for market %r (%s); service pages need one", market.scenario_name, err)
     inputs = ServiceInputs(market, scenario, runs)
-    # bind each builder now: a closure over the loop variable would serve the last page everywhere
-    return {name: functools.partial(builder, inputs) for name, builder in available_dashboards(registry).items()}
+    return {name: _page(builder, inputs) for name, builder in available_dashboards(registry).items()}
+
+
+def _page(builder: Callable[[ServiceInputs], Any], inputs: ServiceInputs) -> Callable[[], Any]:
+    """A plain function building one page: Panel's server calls only functions and methods, and shows
+    anything else, a ``functools.partial`` included, as its repr on an otherwise empty page."""
+    def page() -> Any:
+        return builder(inputs)
+
+    page.__name__ = page.__qualname__ = getattr(builder, "__name__", "page").lstrip("_")
+    return page
 
 
 def serve_all(market: Any, port: int = 5006, address: str = "127.0.0.1", show: bool = False,

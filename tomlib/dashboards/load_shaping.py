@@ -13,6 +13,10 @@ Also: :func:`accuracy_bars` (load shape and legacy profile error per category) a
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
 import holoviews as hv
 import holoviews.plotting.bokeh
 import numpy as np
@@ -23,9 +27,12 @@ import xarray as xr
 
 from tomlib import calendar as cal
 from tomlib import cube
+from tomlib.services import legacy_profiling as legacy
+from tomlib.services import load_shaping as lss
+from tomlib.services import processing
 from tomlib.services.load_shaping import AGGREGATED
 
-__all__ = ["CURVE_COLORS", "LoadShapeExplorer", "accuracy_bars", "estimate_bars"]
+__all__ = ["CURVE_COLORS", "LoadShapeExplorer", "ShapeRuns", "accuracy_bars", "estimate_bars", "shape_runs"]
 
 #: Fixed colours, so every embedded widget state draws a series in the same colour.
 CURVE_COLORS = {"MHHS load shape": "#1f77b4", "legacy profile": "#ff7f0e", "true mean": "#2ca02c",
@@ -207,6 +214,75 @@ class LoadShapeExplorer(pn.viewable.Viewer):
             pn.pane.HoloViews(hv.DynamicMap(self.population_plot), width=self.width),
             pn.panel(self.info, width=self.width, height=90),
         )
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapeRuns:
+    """The smart segment settled run by run, and what the Load Shaping Service makes of each run.
+
+    Attributes
+    ----------
+    settled : dict
+        Run -> :class:`tomlib.services.processing.SegmentResult` of the smart segment.
+    shapes, totals : dict
+        Run -> load shapes (IF022) and their totals (IF023) [kWh per MPAN].
+    truth : dict
+        Run -> true mean shape per category [kWh per MPAN per period].
+    profiles : dict
+        Run -> legacy profile per category [kWh per MPAN per period].
+    config : LoadShapeConfig
+        The Load Shaping Service's knobs the shapes were made with.
+    """
+
+    settled: dict[str, Any]
+    shapes: dict[str, xr.Dataset]
+    totals: dict[str, xr.Dataset]
+    truth: dict[str, xr.DataArray]
+    profiles: dict[str, xr.DataArray]
+    config: Any
+
+    def explorer(self, run: str, **params: Any) -> LoadShapeExplorer:
+        """The :class:`LoadShapeExplorer` of one run."""
+        return LoadShapeExplorer(shapes=self.shapes[run], legacy=self.profiles[run], truth=self.truth[run],
+                                 **params)
+
+
+def shape_runs(market: Any, scenario: Any, runs: Sequence[str], config: Any = None,
+               processing_config: Any = None) -> ShapeRuns:
+    """Settle the smart segment for each run and make its load shapes, totals, truth and legacy profiles.
+
+    What the ``load_shaping`` notebook reports and ``tom serve`` shows, from one call.
+
+    Parameters
+    ----------
+    market : tomlib.market.Market
+    scenario : tomlib.scenario.Scenario
+        Its service sections configure processing; its ``timetable`` gives each run's as-of instants.
+    runs : sequence of str
+        Settlement runs, e.g. ``["SF", "RF"]`` (duplicates are settled once).
+    config : LoadShapeConfig or dict, optional
+        The Load Shaping Service's knobs; default :class:`~tomlib.services.load_shaping.LoadShapeConfig`.
+    processing_config : ProcessingConfig, optional
+        Default ``ProcessingConfig.from_scenario(scenario)``.
+
+    Returns
+    -------
+    ShapeRuns
+    """
+    cfg = lss.LoadShapeConfig.coerce(config)
+    pcfg = processing_config or processing.ProcessingConfig.from_scenario(scenario)
+    order = list(dict.fromkeys(runs))
+    settled = {r: processing.settle_run(market, r, config=pcfg, preset=scenario.timetable) for r in order}
+    shapes = {r: lss.load_shapes(settled[r], run=r, config=cfg) for r in order}
+    return ShapeRuns(
+        settled=settled, shapes=shapes,
+        totals={r: lss.load_shape_totals(shapes[r], cfg) for r in order},
+        truth={r: lss.true_shapes(market, shapes[r], settled[r], cfg) for r in order},
+        profiles={r: legacy.category_profiles(shapes[r], settled[r], cfg) for r in order},
+        config=cfg)
 
 
 # ------------------------------------------------------------------------------------------ charts

@@ -261,7 +261,8 @@ class SmartDashboard(pn.viewable.Viewer):
                   for q in _LABELS]
         mq = str(self.results[self.run].meters["measurement_quantity"].sel(mpan=self.mpan).item())
         return hv.Overlay([truth, *points]).opts(
-            title=f"MPAN {self.mpan} ({mq}) — run {self.run}: truth vs settled", width=self.width, height=300,
+            # the legend (8 entries, 4 rows) sits inside the height: 400 px leaves the plot ~250
+            title=f"MPAN {self.mpan} ({mq}) — run {self.run}: truth vs settled", width=self.width, height=400,
             xlabel="time (UTC)", ylabel="energy [kWh per period]", legend_position="bottom", legend_cols=2,
             show_grid=True, responsive=False)
 
@@ -274,20 +275,27 @@ class SmartDashboard(pn.viewable.Viewer):
             title=f"Share of {'settled energy' if by == 'energy' else 'MPAN-periods'} by estimation step",
             ylabel="share [-]", tools=["hover"], responsive=False)
 
+    def _error_height(self) -> int:
+        """Height of the error table [px]: room for the run with the most estimation steps, so that
+        the table keeps one size whichever run is selected (header rows 2, ~26 px a row)."""
+        return 20 + 26 * (2 + int(self._errors.groupby("run").size().max()))
+
     @param.depends("run")
     def error_view(self) -> pn.pane.DataFrame:
         """Error of each estimation step against the truth in the selected run."""
         cols = ["mpan_periods", "share_energy", "mae_pct", "bias_pct", "daily_mae_pct"]
         df = self._errors[self._errors["run"] == self.run].set_index("quality")[cols]
-        return pn.pane.DataFrame(df.round(3), width=self.width, height=210)
+        return pn.pane.DataFrame(df.round(3), width=self.width, height=self._error_height())
 
     VIEWS = ("mpan", "mix", "errors")
 
     def view(self, name: str) -> pn.viewable.Viewable:
         """One static view of the current selection: ``"mpan"``, ``"mix"`` or ``"errors"``."""
-        views = {"mpan": lambda: pn.pane.HoloViews(self.mpan_plot(), width=self.width),
-                 "mix": lambda: pn.pane.HoloViews(self.mix_plot("energy") + self.mix_plot("periods"),
-                                                  width=self.width),
+        # no toolbar: these views are for reading and printing, the dashboard is for exploring
+        views = {"mpan": lambda: pn.pane.HoloViews(self.mpan_plot().opts(toolbar=None), width=self.width),
+                 # one above the other: side by side they are twice the width of an A4 page
+                 "mix": lambda: pn.pane.HoloViews((self.mix_plot("energy") + self.mix_plot("periods")).cols(1)
+                                                  .opts(toolbar=None), width=self.width),
                  "errors": self.error_view}
         if name not in views:
             raise ValueError(f"SmartDashboard.view: {name!r} is not one of {list(views)}")
@@ -303,7 +311,9 @@ class SmartDashboard(pn.viewable.Viewer):
                              width=self.width),
             widgets,
             pn.pane.HoloViews(hv.DynamicMap(self.mpan_plot), width=self.width),
-            pn.panel(self.error_view, width=self.width),
+            # Panel wraps a method's output in a fixed-size column: Bokeh wants its width AND height
+            # (validation warning W-1005 FIXED_SIZING_MODE otherwise)
+            pn.panel(self.error_view, width=self.width, height=self._error_height()),
             pn.pane.HoloViews(self.mix_plot("energy"), width=self.width),
             pn.pane.HoloViews(self.mix_plot("periods"), width=self.width),
         )

@@ -31,12 +31,14 @@ import xarray as xr
 
 from tomlib import calendar as cal
 from tomlib import cube, reference
+from tomlib import market as market_mod
 from tomlib.services import ums
 from tomlib.services import ums_switching as sw
 from tomlib.services.ums_truth import UmsSettings
 
 __all__ = [
     "DAY_LABELS",
+    "METHODS",
     "UmsDashboard",
     "annual_hours_table",
     "check_table",
@@ -47,10 +49,13 @@ __all__ = [
     "method_errors",
     "method_series",
     "sample_days",
+    "settle_methods",
     "source_table",
     "switching_year",
     "ums_checks",
+    "ums_dashboard",
     "ums_mpan_counts",
+    "ums_truth",
 ]
 
 DAY_LABELS = ("winter", "summer", "spring clock change", "autumn clock change")
@@ -59,6 +64,8 @@ DAY_COLORS = {"winter": "#1f77b4", "summer": "#ff7f0e", "spring clock change": "
 SERIES_COLORS = {"truth": "#222222", "passive": "#ff7f0e", "pecu": "#1f77b4", "cms": "#2ca02c",
                  "registered": "#9467bd"}
 SWITCH_COLORS = {"passive": "#ff7f0e", "photocell (clear sky)": "#1f77b4"}
+#: Equivalent meter methods settled side by side; ``registered`` is each MPAN's own method.
+METHODS = ("registered", "passive", "pecu", "cms")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -78,6 +85,61 @@ def ums_mpan_counts(scenario: Any, default_per_gsp: int) -> dict[str, int]:
     if share > 0:
         return {g: max(1, round(share * int(n))) for g, n in scenario.mpans.items()}
     return {g: int(default_per_gsp) for g in scenario.gsp_groups}
+
+
+def ums_truth(scenario: Any, market: Any = None, default_per_gsp: int = 20) -> ums.UmsTruth:
+    """The unmetered supplies of a market, or, for a market without any, UMS truth made from the scenario.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    market : tomlib.market.Market, optional
+        Its ``ums`` is used when it has one.
+    default_per_gsp : int
+        UMS MPANs per GSP group when the scenario's unmetered share is 0 (:func:`ums_mpan_counts`).
+    """
+    truth = getattr(market, "ums", None)
+    if truth is not None:
+        return truth
+    times = cal.time_axis(scenario.first_date, scenario.last_date)
+    return ums.generate_ums_truth(scenario, reference.gsp_groups(), times, market_mod.stream(scenario.seed, "unmetered"),
+                                  ums_mpan_counts(scenario, default_per_gsp))
+
+
+def settle_methods(truth: ums.UmsTruth, scenario: Any, methods: tuple[str, ...] = METHODS,
+                   days_after: int = 30) -> dict[str, Any]:
+    """Settle the scenario's days with each equivalent meter method, as of ``days_after`` the last day.
+
+    Returns
+    -------
+    dict
+        Method -> :class:`~tomlib.services.processing.SegmentResult` (run ``RF``).
+    """
+    as_of = cal.to_utc(scenario.last_date + pd.Timedelta(days=days_after), 1)[0]
+    return {m: ums.settle_segment(truth, as_of, run="RF", settlement_dates=scenario.settlement_dates,
+                                  config={"method": m}) for m in methods}
+
+
+def ums_dashboard(truth: ums.UmsTruth, results: Mapping[str, Any], locations: Any, year: int,
+                  **selection: Any) -> UmsDashboard:
+    """The :class:`UmsDashboard` of settled methods: switching and day profiles of every switch regime
+    at ``locations`` (GSP groups) over ``year``, the methods against the truth.
+
+    Parameters
+    ----------
+    truth : UmsTruth
+    results : Mapping
+        From :func:`settle_methods`.
+    locations : sequence of str
+        GSP groups of the switching and day views.
+    year : int
+        Calendar year of the switching view.
+    **selection
+        ``location``, ``regime``, ``method``, ``width`` (:class:`UmsDashboard` parameters).
+    """
+    return UmsDashboard(switching=switching_year(locations, list(ums.switch_regimes().index), year),
+                        profiles=day_profiles(locations, year), series=method_series(truth, results),
+                        errors=method_errors(truth, results), **selection)
 
 
 def sample_days(year: int) -> dict[str, pd.Timestamp]:
