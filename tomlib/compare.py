@@ -6,6 +6,14 @@ of the time instead of 95 %? :func:`compare` settles both scenarios in memory
 :func:`tomlib.settlement.convergence` of each. ``notebooks/compare_scenarios.ipynb`` is the thin
 report over it.
 
+A knob acts first on its own service, and only what that service delivers late enough reaches a
+settlement run. So the comparison also lines up the Retrieval Service's own outcome
+(:func:`retrieval_outcome`): with the shipped ``retry_days: 3`` a day that fails its first attempt is
+almost always collected by a retry before the Interim Information run's as-of date, so 95 % and
+99.5 % settle the same runs identically and differ in retries and in how much data is held the day
+after (93 % against 99 % of DCC MPAN-days on the tiny scenario); with ``retry_days: 0`` the failed
+days are never collected and the runs differ too.
+
 Examples
 --------
 >>> from tomlib.scenario import load_scenario                                    # doctest: +SKIP
@@ -24,11 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ERROR_COLUMNS", "Comparison", "compare", "comparison_records", "flatten_settings",
-           "labels", "load_pair", "settings_diff", "shares_market"]
+__all__ = ["ERROR_COLUMNS", "RETRIEVAL_COLUMNS", "Comparison", "compare", "comparison_records",
+           "flatten_settings", "labels", "load_pair", "retrieval_outcome", "settings_diff", "shares_market"]
 
 #: Columns of :func:`tomlib.settlement.convergence` compared (units: [kWh] for errors, [-] for shares).
 ERROR_COLUMNS = ("abs_error", "relative_abs_error", "actual_share", "default_share")
+#: Columns of :func:`retrieval_outcome` (shares of DCC MPAN-days [-], delay [days]).
+RETRIEVAL_COLUMNS = ("mpan_days", "first_attempt_share", "retried_share", "gave_up_share", "held_next_day_share",
+                     "mean_delay_days")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +60,9 @@ class Comparison:
         Index run; ``b - a`` of each metric.
     results : dict
         Label -> :class:`tomlib.settlement.SettlementRuns` (in memory).
+    retrieval : DataFrame
+        Index the two labels, then ``b - a``; columns :data:`RETRIEVAL_COLUMNS`
+        (:func:`retrieval_outcome` of each scenario's smart segment).
     """
 
     names: tuple[str, str]
@@ -56,6 +70,7 @@ class Comparison:
     errors: pd.DataFrame
     difference: pd.DataFrame
     results: dict[str, Any]
+    retrieval: pd.DataFrame | None = None
 
 
 def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -131,6 +146,44 @@ def shares_market(a: Any, b: Any) -> bool:
     return all(k.split(".", 1)[0] in SERVICE_SECTIONS for k in settings_diff(a, b).index)
 
 
+def retrieval_outcome(market: Any, scenario: Any) -> pd.Series:
+    """What the Retrieval Service made of a scenario's DCC-enrolled MPAN-days.
+
+    Parameters
+    ----------
+    market : tomlib.market.Market
+    scenario : tomlib.scenario.Scenario
+        Its ``retrieval``, ``metering`` and ``meter_reading`` sections configure the smart segment.
+
+    Returns
+    -------
+    Series
+        Index :data:`RETRIEVAL_COLUMNS`: ``mpan_days`` (DCC-enrolled MPAN-days) [-];
+        ``first_attempt_share``, ``retried_share`` (collected by a later attempt or after a
+        communications failure) and ``gave_up_share`` (never collected) [-]; ``held_next_day_share``,
+        the share held by the end of the day after the settlement day [-]; ``mean_delay_days``, from
+        the end of the settlement day to the data's arrival, over the collected days [days].
+    """
+    from tomlib import calendar as cal
+    from tomlib.services import processing
+
+    days = processing.smart_inputs(market, processing.ProcessingConfig.from_scenario(scenario)).retrieval.days
+    n = len(days)
+    dates = pd.DatetimeIndex(days["settlement_date"])
+    day_end = cal.to_utc(dates + pd.Timedelta(days=1), 1) if n else pd.DatetimeIndex([])
+    delay = (pd.DatetimeIndex(days["available_at"]) - day_end) / pd.Timedelta(days=1)  # NaT: never collected
+    outcome = days["outcome"].to_numpy()
+    share = (lambda mask: float(np.mean(mask)) if n else float("nan"))
+    return pd.Series({
+        "mpan_days": n,
+        "first_attempt_share": share(outcome == "first_attempt"),
+        "retried_share": share(np.isin(outcome, ["retry", "backfill"])),
+        "gave_up_share": share(outcome == "gave_up"),
+        "held_next_day_share": share(np.asarray(delay <= 1.0)),
+        "mean_delay_days": float(np.nanmean(delay)) if np.isfinite(delay).any() else float("nan"),
+    }, name="retrieval")[list(RETRIEVAL_COLUMNS)]
+
+
 def labels(a: Any, b: Any) -> tuple[str, str]:
     if a.name != b.name:
         return a.name, b.name
@@ -153,7 +206,7 @@ def compare(a: Any, b: Any, runs: Sequence[str] | None = None, settlement_dates:
     markets : Mapping, optional
         Label -> an already generated :class:`tomlib.market.Market`; a market is generated
         from its scenario otherwise. Two scenarios that differ only in service knobs (e.g.
-        retrieval) share the same true market, since the generator does not read those knobs.
+        retrieval) share one generated true market, since the generator does not read those knobs.
 
     Returns
     -------
@@ -166,8 +219,14 @@ def compare(a: Any, b: Any, runs: Sequence[str] | None = None, settlement_dates:
     """
     from tomlib import settlement
 
+    from tomlib.market import generate
+
     names = labels(a, b)
     markets = dict(markets or {})
+    for label, scn in zip(names, (a, b)):  # two scenarios; one market when only service knobs differ
+        if label not in markets:
+            same = names[0] if label == names[1] and shares_market(a, b) else None
+            markets[label] = markets[same] if same in markets else generate(scn)
     results = {label: settlement.settle_all(scn, runs, market=markets.get(label), save=False,
                                             settlement_dates=settlement_dates)
                for label, scn in zip(names, (a, b))}  # two scenarios
@@ -182,8 +241,11 @@ def compare(a: Any, b: Any, runs: Sequence[str] | None = None, settlement_dates:
     errors.columns.names = ["metric", "scenario"]
     difference = conv[names[1]].loc[common] - conv[names[0]].loc[common]
     difference.columns.name = "metric"
+    retrieval = pd.DataFrame({label: retrieval_outcome(markets[label], scn) for label, scn in zip(names, (a, b))}).T
+    retrieval.loc["b - a"] = retrieval.loc[names[1]] - retrieval.loc[names[0]]
+    retrieval.index.name, retrieval.columns.name = "scenario", "metric"
     return Comparison(names=names, settings=settings_diff(a, b, names), errors=errors,
-                      difference=difference, results=results)
+                      difference=difference, results=results, retrieval=retrieval)
 
 
 def comparison_records(cmp: Comparison) -> dict[str, Any]:
@@ -194,7 +256,8 @@ def comparison_records(cmp: Comparison) -> dict[str, Any]:
     dict
         ``scenarios`` (the two labels); ``settings_differ`` (dotted key -> [a, b]);
         ``abs_error_by_run`` (label -> run -> [kWh]); ``actual_share_by_run`` (label -> run -> [-]);
-        ``error_difference_by_run`` (run -> metric -> b - a); ``runs``.
+        ``error_difference_by_run`` (run -> metric -> b - a); ``runs``; ``retrieval_by_scenario``
+        (label or ``"b - a"`` -> :data:`RETRIEVAL_COLUMNS` -> value).
     """
     def num(v: Any) -> float | None:
         v = float(v)
@@ -208,4 +271,6 @@ def comparison_records(cmp: Comparison) -> dict[str, Any]:
         "actual_share_by_run": {n: {r: num(v) for r, v in cmp.errors[("actual_share", n)].items()}
                                 for n in cmp.names},
         "error_difference_by_run": {r: {m: num(v) for m, v in row.items()} for r, row in cmp.difference.iterrows()},
+        "retrieval_by_scenario": ({} if cmp.retrieval is None else
+                                  {k: {m: num(v) for m, v in row.items()} for k, row in cmp.retrieval.iterrows()}),
     }
