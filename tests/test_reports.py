@@ -289,6 +289,53 @@ def test_jsonable_refuses_what_json_cannot_hold():
 
 
 # ------------------------------------------------------------------------------------------------
+# numbers for reading
+
+
+# scientific notation in a table cell: 1.378e+06, 2E+05 (a hash like 19e4fedd is not a number)
+E_PLUS = re.compile(r"(?<![0-9a-f])\d(?:\.\d+)?[eE]\+\d+(?![0-9a-f])")
+
+
+def table_cells(html_text: str) -> list[str]:
+    """Text of every <td>/<th> of a page, scripts left out."""
+    text = re.sub(r"<script.*?</script>", "", html_text, flags=re.DOTALL)
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", text, re.DOTALL)]
+
+
+def test_e_plus_pattern_finds_scientific_notation_only():
+    assert [c for c in ["1.378e+06", "2E+05", "1,378,000", "19e4feddc796", "8.9e-16", "0.1.0+gca"]
+            if E_PLUS.search(c)] == ["1.378e+06", "2E+05"]
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1.378e6, "1,378,000"), (1378123, "1,378,123"), (np.int64(7), "7"), (123.456, "123.5"), (-12.3456, "-12.346"),
+    (0.98765, "0.9877"), (8.88e-16, "8.9e-16"), (0.0, "0"), (7100.0, "7,100"), (2.5e16, "25,000,000,000,000,000"),
+    (float("nan"), "NaN"), (True, "True"), ("x", "x"), (None, "None")])
+def test_format_number_reads_without_e_plus(value, text):
+    from tomlib.records import format_number
+
+    assert format_number(value) == text
+
+
+def test_readable_tables_format_frames_styles_and_the_index():
+    import pandas as pd
+
+    from tomlib.records import readable_tables
+
+    before = pd.DataFrame({"kwh": [1.378e6, 8.9e-16]})._repr_html_()
+    assert E_PLUS.search(" ".join(table_cells(before)))  # pandas alone prints 1.378000e+06
+    try:
+        readable_tables()
+        cells = table_cells(pd.DataFrame({"kwh": [1.378e6, 8.9e-16]})._repr_html_())
+        styled = table_cells(pd.DataFrame({"kwh": [1.378e6, 0.5]}).style.to_html())
+    finally:
+        pd.reset_option("display.float_format")
+        pd.reset_option("styler.format.formatter")
+    assert "1,378,000" in cells and "8.9e-16" in cells and "1,378,000" in styled and "0.5000" in styled
+    assert reports._figure(1.378e6) == "1,378,000" and "e+" not in reports._figure({"SF": [2.5e6, 1]})
+
+
+# ------------------------------------------------------------------------------------------------
 # helpers
 
 

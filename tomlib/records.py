@@ -7,6 +7,10 @@ reads them back; the report index and the notebook tests use it.
 
 This replaces scrapbook, whose last release was 2021 (see the workbench guide §2.5). The empty
 ``text/plain`` part keeps nbconvert quiet and leaves no trace in the HTML report.
+
+How numbers read in a report is set here too, once: :func:`readable_tables` (called in every
+notebook's setup cell) makes pandas tables print :func:`format_number` text -- thousands separators,
+decimals by magnitude, never ``1.378e+06`` -- and the report index uses the same function.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 MIME = "application/x-tomlib-record+json"
 
-__all__ = ["MIME", "jsonable", "read_records", "record"]
+__all__ = ["MIME", "format_number", "jsonable", "read_records", "readable_tables", "record"]
 
 
 def jsonable(value: Any, name: str = "value") -> Any:
@@ -119,3 +123,85 @@ def read_records(notebook: str | PathLike | Any) -> dict[str, Any]:
             if payload is not None:
                 out[payload["name"]] = payload["data"]
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# numbers for reading
+
+
+def format_number(value: Any) -> str:
+    """A number as a reader wants it in a report table.
+
+    Integers (and integral floats below 10^15) get thousands separators, ``1,378,123``; other floats
+    get decimals by magnitude: 0 from 10,000, 1 from 100, 3 from 1, 4 below 1, and two significant
+    digits in ``e-`` notation below 0.0001 (rounding residuals such as ``8.9e-16`` stay visible rather
+    than print as 0). Large numbers never print in ``e+`` notation. Anything else (text, booleans,
+    dates) is ``str(value)``; NaN is ``"NaN"``, as pandas prints it.
+
+    Parameters
+    ----------
+    value : Any
+
+    Returns
+    -------
+    str
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    x = float(value)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return str(x)
+    ax = abs(x)
+    if x == round(x) and ax < 1e15:
+        return f"{x:,.0f}"
+    if ax >= 1e4:
+        return f"{x:,.0f}"
+    if ax >= 100:
+        return f"{x:,.1f}"
+    if ax >= 1:
+        return f"{x:,.3f}"
+    if ax >= 1e-4:
+        return f"{x:.4f}"
+    return f"{x:.1e}"
+
+
+def _frame_html(frame: Any) -> str | None:
+    """HTML of a DataFrame as pandas shows it in a notebook, with :func:`format_number` in its
+    numeric columns (pandas has a display option for floats only, none for integers)."""
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    if not pd.get_option("display.notebook_repr_html"):
+        return None
+    numeric = {c: format_number for c, dtype in frame.dtypes.items() if is_numeric_dtype(dtype) and
+               not is_bool_dtype(dtype)}
+    if frame.columns.has_duplicates:  # formatters go by column label: a duplicated label is ambiguous
+        numeric = {}
+    return frame.to_html(notebook=True, formatters=numeric, float_format=format_number, bold_rows=True,
+                         max_rows=pd.get_option("display.max_rows"), max_cols=pd.get_option("display.max_columns"),
+                         show_dimensions=pd.get_option("display.show_dimensions") is True)
+
+
+def readable_tables() -> None:
+    """Make every pandas table of this process print numbers with :func:`format_number`.
+
+    Sets ``display.float_format`` (text and HTML output of DataFrames and Series) and
+    ``styler.format.formatter`` (``df.style`` tables); in an IPython kernel also the HTML formatter of
+    DataFrames, so integer columns get thousands separators too. Each notebook calls it once, in
+    its setup cell.
+    """
+    import pandas as pd
+
+    pd.set_option("display.float_format", format_number)
+    pd.set_option("styler.format.formatter", format_number)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook dependencies
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, _frame_html)

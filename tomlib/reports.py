@@ -8,10 +8,16 @@ notebook becomes::
     reports/<scenario>/<name>/<name>.html         no code cells, BokehJS inline, no CDN script
     reports/<scenario>/<name>/<name>.pdf          the same HTML printed by headless Chromium (A4)
     reports/<scenario>/<name>/dashboard.html      if the notebook saved its dashboard to output_dir
-    reports/<scenario>/<name>/<name>.FAILED.html  instead of the above when the notebook failed
+    reports/<scenario>/<name>/<name>.FAILED.html  when the notebook failed, beside the files above
+                                                  of its last successful run, which are kept
     reports/<scenario>/<name>/<name>.FAILED.ipynb the executed notebook up to the failing cell
     reports/<scenario>/index.html                 scenario summary, status, key figures, links
     reports/<scenario>/index.json                 the same, for machines
+
+A notebook runs in a hidden staging folder beside its report folder (its ``output_dir``); only when
+it has executed and its HTML and PDF are written does the staging folder replace the report folder,
+in one rename. A failure therefore never costs the last good report: the failure pages are put beside
+it, and the index links both, the earlier report marked stale.
 
 Everything is offline: the notebooks load BokehJS inline and the ``offline`` nbconvert template drops
 nbconvert's require.js, MathJax, mermaid and widget-manager CDN scripts. Every file is written to a
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import html
 import json
 import logging
@@ -41,15 +48,21 @@ import os
 import shutil
 import time
 import traceback
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from tomlib._io import atomic_target, atomic_write_text
-from tomlib.records import read_records
+from tomlib._io import (
+    atomic_target,
+    atomic_write_text,
+    remove_path,
+    remove_stale_siblings,
+    swap_in_directory,
+    temporary_sibling,
+)
+from tomlib.records import format_number, read_records
 
 __all__ = [
     "CHAIN_ORDER",
@@ -92,6 +105,7 @@ KEY_FIGURES = (
     ("allocation error by supplier and run, allocated - true [kWh]", ("allocation_error_by_supplier",)),
     ("absolute allocation error by run [kWh]", ("abs_error",)),
     ("settlement error difference between scenarios by run", ("error_difference_by_run",)),
+    ("smart data retrieval by scenario, shares of DCC MPAN-days [-] and delay [days]", ("retrieval_by_scenario",)),
     ("checks held", ("checks_ok",)),
 )
 
@@ -153,6 +167,10 @@ class NotebookResult:
     previous : bool
         True for a notebook not run this time, whose files are kept from an earlier run (read back
         from the earlier ``index.json``); it does not count towards ``ReportResult.ok``.
+    stale_since : str or None
+        For a failed notebook whose earlier successful report is kept in its folder: when that
+        report was written (ISO 8601, UTC), and ``notebook``, ``html``, ``pdf``, ``dashboard`` point
+        at its files. None otherwise.
     """
 
     name: str
@@ -169,6 +187,7 @@ class NotebookResult:
     error: str | None = None
     seconds: float = 0.0
     previous: bool = False
+    stale_since: str | None = None
 
     @property
     def summary(self) -> str:
@@ -476,29 +495,38 @@ def _error_text(err: BaseException) -> str:
     return f"{ename}: {evalue}".strip()
 
 
-def _execute_one(path: Path, out_dir: Path, parameters: dict[str, Any], execution_timeout: int) -> NotebookResult:
-    """Execute one notebook and export its HTML (runs in a worker thread)."""
+def _execute_one(path: Path, nb_dir: Path, parameters: dict[str, Any], execution_timeout: int
+                 ) -> tuple[NotebookResult, Path]:
+    """Execute one notebook in a staging folder and export its HTML (runs in a worker thread).
+
+    Returns
+    -------
+    (NotebookResult, Path)
+        The outcome, its files in the staging folder, and that folder (a hidden sibling of
+        ``nb_dir``, the notebook's ``output_dir``); :func:`_commit` puts it in place.
+    """
     import nbformat
     import papermill as pm
 
     started = time.perf_counter()
     name = path.stem
-    files = _artefacts(out_dir, name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in files.values():  # never show last run's output beside this run's failure
-        stale.unlink(missing_ok=True)
+    nb_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(nb_dir)  # staging folders of killed earlier runs
+    stage = temporary_sibling(nb_dir)
+    stage.mkdir()
+    files = _artefacts(stage, name)
 
-    def failed(stage: str, err: BaseException, nb: Any = None, executed: Path | None = None) -> NotebookResult:
+    def failed(step: str, err: BaseException, nb: Any = None) -> tuple[NotebookResult, Path]:
         failed_html = None
-        if executed is not None and executed.exists():
+        if files["notebook"].exists():
             with contextlib.suppress(Exception):
-                failed_html = export_html(executed, files["failed_html"], include_input=True)
-            os.replace(executed, files["failed_notebook"])
+                failed_html = export_html(files["notebook"], files["failed_html"], include_input=True)
+            os.replace(files["notebook"], files["failed_notebook"])
         if failed_html is None:  # nothing executed: say why in a page of our own
-            failed_html = _atomic_write_text(files["failed_html"], _failure_page(name, stage, err))
-        return NotebookResult(name=name, ok=False, out_dir=out_dir, failed_html=failed_html, stage=stage,
+            failed_html = _atomic_write_text(files["failed_html"], _failure_page(name, step, err))
+        return NotebookResult(name=name, ok=False, out_dir=stage, failed_html=failed_html, stage=step,
                               cell=_failing_cell(nb, err), error=_error_text(err),
-                              seconds=time.perf_counter() - started)
+                              seconds=time.perf_counter() - started), stage
 
     try:
         declared = pm.inspect_notebook(str(path))
@@ -509,23 +537,68 @@ def _execute_one(path: Path, out_dir: Path, parameters: dict[str, Any], executio
     except Exception as err:  # noqa: BLE001 - any defect of the notebook file is a report failure
         return failed("parameters", err)
 
-    tmp = files["notebook"].with_name(f".{name}.tmp-{uuid.uuid4().hex[:8]}.ipynb")
     try:
-        pm.execute_notebook(str(path), str(tmp), parameters=parameters, kernel_name="python3",
-                            progress_bar=False, log_output=False, start_timeout=120,
+        pm.execute_notebook(str(path), str(files["notebook"]), parameters={**parameters, "output_dir": str(stage)},
+                            kernel_name="python3", progress_bar=False, log_output=False, start_timeout=120,
                             execution_timeout=execution_timeout)
     except Exception as err:  # noqa: BLE001 - papermill has saved the partial notebook: report it
-        nb = nbformat.read(tmp, as_version=4) if tmp.exists() else None
-        return failed("execute", err, nb, tmp if tmp.exists() else None)
-    os.replace(tmp, files["notebook"])
+        nb = nbformat.read(files["notebook"], as_version=4) if files["notebook"].exists() else None
+        return failed("execute", err, nb)
+    _rename_output_dir(files["notebook"], stage, nb_dir)
 
     try:
         html_path = export_html(files["notebook"], files["html"])
     except Exception as err:  # noqa: BLE001 - reported like an execution failure
         return failed("html", err)
-    return NotebookResult(name=name, ok=True, out_dir=out_dir, notebook=files["notebook"], html=html_path,
+    return NotebookResult(name=name, ok=True, out_dir=stage, notebook=files["notebook"], html=html_path,
                           dashboard=files["dashboard"] if files["dashboard"].exists() else None,
-                          records=read_records(files["notebook"]), seconds=time.perf_counter() - started)
+                          records=read_records(files["notebook"]), seconds=time.perf_counter() - started), stage
+
+
+def _rename_output_dir(notebook: Path, stage: Path, final: Path) -> None:
+    """Write the report folder, not the staging folder, into the executed notebook (its parameters)."""
+    text = notebook.read_text(encoding="utf-8")
+    # the path appears as a JSON string inside the notebook's JSON; replace both spellings
+    for old, new in ((str(stage), str(final)), (json.dumps(str(stage))[1:-1], json.dumps(str(final))[1:-1])):
+        text = text.replace(old, new)
+    _atomic_write_text(notebook, text)
+
+
+def _moved(result: NotebookResult, old: Path, new: Path) -> NotebookResult:
+    """The result with its files' folder ``old`` renamed ``new``."""
+    paths = {k: new / v.relative_to(old) for k in ("notebook", "html", "pdf", "dashboard", "failed_html")
+             if isinstance(v := getattr(result, k), Path) and v.is_relative_to(old)}
+    return dataclasses.replace(result, out_dir=new, **paths)
+
+
+def _commit(result: NotebookResult, stage: Path, nb_dir: Path) -> NotebookResult:
+    """Put a staged notebook's files in place (runs in the calling thread, one notebook at a time).
+
+    Success: the staging folder replaces ``nb_dir`` in one rename (the earlier report, failure pages
+    included, goes). Failure: ``nb_dir`` keeps the earlier report; the failure pages replace any
+    earlier ones beside it, the staging folder goes, and the result points at the earlier report
+    (:attr:`NotebookResult.stale_since`) if there is one.
+    """
+    if result.ok:
+        swap_in_directory(stage, nb_dir)
+        return _moved(result, stage, nb_dir)
+    try:
+        nb_dir.mkdir(parents=True, exist_ok=True)
+        name = result.name
+        for suffix in (".FAILED.html", ".FAILED.ipynb"):
+            (nb_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            if (stage / f"{name}{suffix}").exists():
+                os.replace(stage / f"{name}{suffix}", nb_dir / f"{name}{suffix}")
+    finally:
+        remove_path(stage)
+    result = _moved(dataclasses.replace(result, notebook=None, html=None, pdf=None, dashboard=None), stage, nb_dir)
+    earlier = _artefacts(nb_dir, result.name)
+    if not earlier["html"].exists():
+        return result
+    written = dt.datetime.fromtimestamp(earlier["html"].stat().st_mtime, dt.UTC)
+    return dataclasses.replace(
+        result, stale_since=written.isoformat(timespec="seconds"),
+        **{k: earlier[k] if earlier[k].exists() else None for k in ("notebook", "html", "pdf", "dashboard")})
 
 
 def _failure_page(name: str, stage: str, err: BaseException) -> str:
@@ -536,14 +609,16 @@ def _failure_page(name: str, stage: str, err: BaseException) -> str:
 
 
 def _with_pdf(result: NotebookResult, browser: Any) -> NotebookResult:
-    pdf = result.out_dir / f"{result.name}.pdf"
+    """Print a staged notebook's HTML to PDF; a failed print fails the notebook (its earlier report stays)."""
+    files = _artefacts(result.out_dir, result.name)
     started = time.perf_counter()
     try:
-        html_to_pdf(result.html, pdf, browser)
-    except Exception as err:  # noqa: BLE001 - the HTML stays; the index says the PDF failed
-        return dataclasses.replace(result, ok=False, stage="pdf", error=_error_text(err),
+        html_to_pdf(result.html, files["pdf"], browser)
+    except Exception as err:  # noqa: BLE001 - the index says the PDF failed
+        failed_html = _atomic_write_text(files["failed_html"], _failure_page(result.name, "pdf", err))
+        return dataclasses.replace(result, ok=False, stage="pdf", error=_error_text(err), failed_html=failed_html,
                                    seconds=result.seconds + time.perf_counter() - started)
-    return dataclasses.replace(result, pdf=pdf, seconds=result.seconds + time.perf_counter() - started)
+    return dataclasses.replace(result, pdf=files["pdf"], seconds=result.seconds + time.perf_counter() - started)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -595,6 +670,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f3f3f3; }
 .ok { color: #146c2e; font-weight: bold; }
 .failed { color: #b00020; font-weight: bold; }
+.stale { color: #8a5a00; }
 code, pre { font-family: ui-monospace, monospace; font-size: 90%; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.fig { margin: 0; font-size: 90%; }
@@ -602,14 +678,19 @@ table.fig { margin: 0; font-size: 90%; }
 
 
 def _figure(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.6g}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, str):
-        return value
-    text = json.dumps(value, separators=(", ", ": "))
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return format_number(value)  # one style with the report tables: 1,378,000, never 1.378e+06
+    text = json.dumps(_readable(value), separators=(", ", ": ")).replace('"', "")
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _readable(value: Any) -> Any:
+    """Numbers inside a list or mapping as :func:`format_number` text, for the one-line view."""
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return format_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def _link(path: Path | None, base: Path, label: str) -> str:
@@ -650,12 +731,17 @@ def render_index(result: ReportResult) -> str:
                   f"<span class='failed'>FAILED</span> at {e(nb.stage or '')}")
         if nb.previous:
             status += " (earlier run)"
+        # a failed notebook's links go to its last good report, kept in place and marked stale
+        mark = " (stale)" if nb.stale_since else ""
+        if nb.stale_since:
+            status += f"; <span class='stale'>report of {e(nb.stale_since)} kept, stale</span>"
+        report = " ".join(x for x in (_link(nb.failed_html, base, "FAILED.html"), _link(nb.html, base, "HTML" + mark))
+                          if x)
         parts.append(
             f"<tr><td><a href='#{e(nb.name)}'>{e(nb.name)}</a></td><td>{status}</td>"
-            f"<td class='num'>{nb.seconds:.1f}</td>"
-            f"<td>{_link(nb.html, base, 'HTML') or _link(nb.failed_html, base, 'FAILED.html')}</td>"
-            f"<td>{_link(nb.pdf, base, 'PDF')}</td><td>{_link(nb.dashboard, base, 'dashboard')}</td>"
-            f"<td>{_link(nb.notebook, base, 'ipynb')}</td></tr>")
+            f"<td class='num'>{nb.seconds:.1f}</td><td>{report}</td>"
+            f"<td>{_link(nb.pdf, base, 'PDF' + mark)}</td><td>{_link(nb.dashboard, base, 'dashboard' + mark)}</td>"
+            f"<td>{_link(nb.notebook, base, 'ipynb' + mark)}</td></tr>")
     parts.append("</table>")
     headline = [(nb, key_figures(nb.records)) for nb in result.notebooks]
     if any(figs for _, figs in headline):
@@ -674,7 +760,11 @@ def render_index(result: ReportResult) -> str:
                 + (f", cell <code>{e(nb.cell)}</code>" if nb.cell else "") + "</p>"
                 f"<pre>{e(nb.error or '')}</pre>"
                 + (f"<p>Details: {_link(nb.failed_html, base, nb.failed_html.name)}</p>" if nb.failed_html
-                   else ""))
+                   else "")
+                + (f"<p class='stale'>The report of the last successful run ({e(nb.stale_since)}) is kept "
+                   f"beside it, stale: {_link(nb.html, base, nb.html.name)}"
+                   + "".join(f", {_link(p, base, p.name)}" for p in (nb.pdf, nb.dashboard) if p) + ".</p>"
+                   if nb.stale_since and nb.html else ""))
         if nb.records:
             parts.append("<table><tr><th>key figure</th><th>value</th></tr>" + "".join(
                 f"<tr><td><code>{e(k)}</code></td><td class='num'>{e(_figure(v))}</td></tr>"
@@ -820,21 +910,22 @@ def run_reports(scenario: str | PathLike, notebooks: Sequence[str | PathLike] | 
         futures = {
             pool.submit(_execute_one, p, out_dir / p.stem,
                         {**(parameters or {}).get(p.stem, {}), "scenario": str(scenario_path),
-                         "market_path": market, "output_dir": str(out_dir / p.stem)}, execution_timeout): p.stem
+                         "market_path": market}, execution_timeout): p.stem
             for p in paths
         }
         browser = None
         for future in as_completed(futures):
             name = futures[future]
             try:
-                res = future.result()
+                res, stage = future.result()
+                if pdf and res.ok:
+                    if browser is None:
+                        browser = stack.enter_context(_launch())
+                    res = _with_pdf(res, browser)
+                res = _commit(res, stage, out_dir / name)
             except Exception as err:  # noqa: BLE001 - a defect of ours must not hide the other notebooks
                 res = NotebookResult(name=name, ok=False, out_dir=out_dir / name, stage="execute",
                                      error=_error_text(err))
-            if pdf and res.ok:
-                if browser is None:
-                    browser = stack.enter_context(_launch())
-                res = _with_pdf(res, browser)
             results[res.name] = res
             bar.set_postfix_str(f"{res.name} {'ok' if res.ok else 'FAILED'}")
             bar.update()
