@@ -145,6 +145,8 @@ def test_store_holds_every_block_as_it_regenerates_alone(spring):
     c_rows = np.asarray(root["block_gsp_group"].values, dtype=object).astype(str) == "_C"
     np.testing.assert_allclose(store.gsp_group_take.sel(gsp_group="_C").values,
                                root["block_take"].values[c_rows].sum(axis=0), rtol=1e-12)
+    with pytest.raises(ValueError, match="chunked market store"):  # the in-memory path says where to go
+        settlement.settle(sc, "SF", data_root=done.path.parents[1], save=False)
     lazy = store.meters()
     assert lazy.sizes == {"mpan": store.rows, "time": 46} and lazy["energy"].chunks is not None
     assert float(lazy["energy"].sum()) == pytest.approx(sum(

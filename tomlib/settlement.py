@@ -655,6 +655,11 @@ def _market(scenario, market=None, market_path=None, data_root: str | Path = "da
     path = Path(market_path) if market_path else Path(data_root) / scenario.name / "market.zarr"
     if market_path is None and not path.exists():
         return market_mod.generate(scenario)
+    from tomlib.scale.generate import is_market_store
+
+    if is_market_store(path):
+        raise ValueError(f"{path}: a chunked market store (tomlib.scale); settle it with the chunked engine "
+                         "(tom settle --engine auto or chunked; tomlib.scale.settle_chunked)")
     loaded = market_mod.Market.open(path)
     digest = loaded.attrs.get("scenario_digest")
     if digest and digest != scenario.digest():

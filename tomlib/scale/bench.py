@@ -142,20 +142,20 @@ def _one(scenario, mpan_days: int, root: Path, *, runner, block_mpans: int, runs
     cells = int(sum(b["cells"] for b in done.blocks))
     n_b = len(done.plan)
     notes = {"checks_ok": _checks_ok(chunked.result), "runner": chunked.runner}
+    gen_cpu = sum(sum(b["cpu_seconds"].values()) for b in done.blocks)
+    set_cpu = sum(sum(b.cpu_seconds.values()) for b in chunked.blocks)
     if sample:
         ds = chunked.result.runs[runs[0]].dataset
         smallest = int(np.argmin([b.import_mpans for b in done.plan.blocks]))
         notes["sample_check"] = check_sample(ds, scenario, smallest, store=store)
         log(f"  sample block {notes['sample_check']['block']} against the in-memory path: {notes['sample_check']}")
     rows = [
-        ScaleRow("tom generate", mpan_days, mpans, cells, wall_seconds=gen_wall, meter_periods_per_second=cells / gen_wall,
-                 peak_memory_bytes=mem_gen.peak_bytes, blocks=n_b,
-                 notes={"cpu_seconds": sum(sum(b["cpu_seconds"].values()) for b in done.blocks)}),
+        ScaleRow("tom generate", mpan_days, mpans, cells, wall_seconds=gen_wall, cpu_seconds=gen_cpu,
+                 meter_periods_per_second=cells / gen_wall, peak_memory_bytes=mem_gen.peak_bytes, blocks=n_b),
         ScaleRow(f"tom settle --run {','.join(runs)}", mpan_days, mpans, cells, wall_seconds=set_wall,
-                 meter_periods_per_second=cells / set_wall, peak_memory_bytes=mem_set.peak_bytes, blocks=n_b,
-                 notes={**notes, "cpu_seconds": sum(sum(b.cpu_seconds.values()) for b in chunked.blocks),
-                        "driver_seconds": chunked.seconds}),
-        ScaleRow("end to end", mpan_days, mpans, cells, wall_seconds=gen_wall + set_wall,
+                 cpu_seconds=set_cpu, meter_periods_per_second=cells / set_wall, peak_memory_bytes=mem_set.peak_bytes,
+                 blocks=n_b, notes={**notes, "driver_seconds": chunked.seconds}),
+        ScaleRow("end to end", mpan_days, mpans, cells, wall_seconds=gen_wall + set_wall, cpu_seconds=gen_cpu + set_cpu,
                  meter_periods_per_second=cells / (gen_wall + set_wall),
                  peak_memory_bytes=max(mem_gen.peak_bytes, mem_set.peak_bytes), blocks=n_b),
     ]
@@ -240,17 +240,24 @@ def gb_day(scenario: str = "gb", *, block_mpans: int = DEFAULT_BLOCK_MPANS, work
             shutil.rmtree(root, ignore_errors=True)
 
 
-def linearity(rows: list[ScaleRow], stage: str = "end to end") -> dict:
+def linearity(rows: list[ScaleRow], stage: str = "end to end", measure: str = "wall_seconds") -> dict:
     """How cost grows with size: per-MPAN-day cost at each size relative to the smallest, and a
-    least-squares line ``wall = a + b x N`` with its R^2.
+    least-squares line ``cost = a + b x N`` with its R^2.
+
+    Parameters
+    ----------
+    rows : list of ScaleRow
+    stage : str
+    measure : {"wall_seconds", "cpu_seconds"}
+        Wall time, or CPU time summed over the blocks (steadier on a shared machine).
 
     Returns
     -------
     dict
-        ``sizes``, ``wall_seconds``, ``relative_cost_per_mpan_day`` [-], ``fixed_seconds`` (a),
-        ``seconds_per_million_mpan_days`` (b x 1e6), ``r2`` [-]; empty with fewer than two sizes.
+        ``measure``, ``sizes``, ``seconds``, ``relative_cost_per_mpan_day`` [-], ``fixed_seconds``
+        (a), ``seconds_per_million_mpan_days`` (b x 1e6), ``r2`` [-]; empty with fewer than two sizes.
     """
-    pts = sorted((r.mpan_days, r.wall_seconds) for r in rows if r.stage == stage and r.wall_seconds)
+    pts = sorted((r.mpan_days, getattr(r, measure)) for r in rows if r.stage == stage and getattr(r, measure))
     if len(pts) < 2:
         return {}
     n = np.array([p[0] for p in pts], dtype=float)
@@ -259,7 +266,7 @@ def linearity(rows: list[ScaleRow], stage: str = "end to end") -> dict:
     fit = a + b * n
     ss = float(((w - w.mean()) ** 2).sum())
     per = w / n
-    return {"stage": stage, "sizes": n.astype(int).tolist(), "wall_seconds": w.tolist(),
+    return {"stage": stage, "measure": measure, "sizes": n.astype(int).tolist(), "seconds": w.tolist(),
             "relative_cost_per_mpan_day": (per / per[0]).tolist(), "fixed_seconds": float(a),
             "seconds_per_million_mpan_days": float(b * 1e6),
             "r2": 1.0 - float(((w - fit) ** 2).sum()) / ss if ss > 0 else 1.0}
@@ -272,7 +279,8 @@ def merge_into(out: str | Path, rows: list[ScaleRow], key: str = "scale") -> Pat
     payload = json.loads(out.read_text()) if out.is_file() else {}
     payload.setdefault("machine", {"python": platform.python_version(), "processor": platform.machine(),
                                    "cpus": os.cpu_count()})
-    payload[key] = {"rows": [asdict(r) for r in rows], "linearity": linearity(rows),
+    payload[key] = {"rows": [asdict(r) for r in rows],
+                    "linearity": {m: linearity(rows, measure=m) for m in ("wall_seconds", "cpu_seconds")},
                     "load_average": list(os.getloadavg()), "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic_write_text(out, json.dumps(payload, indent=2, default=str))
     return out
@@ -289,12 +297,13 @@ def format_table(rows: list[ScaleRow]) -> str:
         rate = f"{r.meter_periods_per_second / 1e6:11.2f}" if r.meter_periods_per_second else f"{'':11}"
         peak = f"{r.peak_memory_bytes / 2**30:9.2f}" if r.peak_memory_bytes else f"{'':9}"
         lines.append(f"{r.stage[:45]:<46}{r.mpan_days:>12,}{r.meter_periods:>15,}{wall}{cpu}{rate}{peak}")
-    lin = linearity(rows)
-    if lin:
-        rel = ", ".join(f"{n:,}: {c:.2f}" for n, c in zip(lin["sizes"], lin["relative_cost_per_mpan_day"]))
-        lines.append(f"linearity (end to end): cost per MPAN-day relative to the smallest size {rel}; "
-                     f"wall = {lin['fixed_seconds']:.1f} s + {lin['seconds_per_million_mpan_days']:.1f} s per "
-                     f"million MPAN-days (R^2 {lin['r2']:.4f})")
+    for measure, word in (("wall_seconds", "wall"), ("cpu_seconds", "CPU")):
+        lin = linearity(rows, measure=measure)
+        if lin:
+            rel = ", ".join(f"{n:,}: {c:.2f}" for n, c in zip(lin["sizes"], lin["relative_cost_per_mpan_day"]))
+            lines.append(f"linearity (end to end, {word}): cost per MPAN-day relative to the smallest size {rel}; "
+                         f"{word} = {lin['fixed_seconds']:.1f} s + {lin['seconds_per_million_mpan_days']:.1f} s per "
+                         f"million MPAN-days (R^2 {lin['r2']:.4f})")
     lines.append("meter-periods/s: per wall second for commands, per CPU second (one core) for stages; peak: "
                  "process tree for commands, largest worker RSS in the stage for stages")
     return "\n".join(lines)
