@@ -135,13 +135,19 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def server(tiny):
+def scenario_dir(tmp_path_factory):
+    """Where the served scenario form writes."""
+    return tmp_path_factory.mktemp("scenarios")
+
+
+@pytest.fixture(scope="module")
+def server(tiny, scenario_dir):
     """``serve_all`` on the tiny market in a thread, as ``tom serve --scenario tiny`` runs it."""
     from tomlib.dashboards import serve_all
 
     scenario, market = tiny
     port = _free_port()
-    srv = serve_all(market, port=port, scenario=scenario, runs=["SF"], threaded=True)
+    srv = serve_all(market, port=port, scenario=scenario, runs=["SF"], threaded=True, scenario_dir=scenario_dir)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -293,6 +299,32 @@ def test_served_dashboard_renders_and_its_widget_changes_the_plot(server, browse
     assert seen["errors"] == [], seen["errors"]
     assert seen["canvases"] > 0
     assert seen["after"] != seen["before"], f"{name}: selecting {seen['choice']!r} left the plots unchanged"
+
+
+@pytest.mark.browser
+def test_served_scenario_form_writes_a_valid_scenario_file(server, browser, scenario_dir):
+    """An analyst's path without YAML: change two fields in the browser, write, load the file back."""
+    from tomlib.scenario import load_scenario
+
+    errors: list[str] = []
+    page = browser.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server}/scenario", wait_until="load", timeout=120_000)
+        name = page.get_by_label("name (also the file name)")
+        name.fill("tiny_dcc995")
+        name.press("Enter")
+        rate = page.get_by_label("DCC retrieval: success of one daily attempt [-]")
+        rate.fill("0.995")
+        rate.press("Enter")
+        page.get_by_role("button", name="Write scenario").click()
+        page.get_by_text("Written:").wait_for(timeout=60_000)
+    finally:
+        page.close()
+    written = load_scenario(scenario_dir / "tiny_dcc995.yaml")
+    assert written.name == "tiny_dcc995" and written.retrieval.success_rate == 0.995
+    assert errors == []
 
 
 @pytest.mark.browser

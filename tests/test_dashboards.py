@@ -243,3 +243,53 @@ def test_serve_all_serves_the_market_dashboard(market):
                 time.sleep(0.2)
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# the scenario form: a valid scenario file without writing YAML
+
+
+def _tiny_scenario():
+    from pathlib import Path
+
+    from tomlib.scenario import load_scenario
+
+    return load_scenario(Path(__file__).resolve().parents[1] / "datasets" / "scenarios" / "tiny.yaml")
+
+
+def test_scenario_form_writes_only_the_changed_knobs_and_it_loads_back(tmp_path):
+    from tomlib.compare import settings_diff
+    from tomlib.dashboards import scenario_writer
+    from tomlib.dashboards.scenario_form import MAIN_KNOBS, ScenarioForm
+    from tomlib.scenario import load_scenario
+
+    base = _tiny_scenario()
+    form = ScenarioForm(base, write=scenario_writer(tmp_path))
+    assert {k for k, _ in MAIN_KNOBS} | {"mpans._C", "mpans._P"} == set(form.fields)
+    assert form.overrides() == {}  # the fields hold the base values
+    form.fields["name"].value = "tiny_dcc995"
+    form.fields["retrieval.success_rate"].value = 0.995
+    form.fields["mpans._P"].value = 30
+    path = form.write()
+    assert path == tmp_path / "tiny_dcc995.yaml" and "Written" in form.message.object
+    back = load_scenario(path)
+    assert back.retrieval.success_rate == 0.995 and back.mpans["_P"] == 30
+    assert list(settings_diff(base, back).index) == ["mpans._P", "name", "retrieval.success_rate"]
+    assert form.write() is None and "exists" in form.message.object  # never replaces a file
+    assert load_scenario(path).digest() == back.digest()
+
+
+def test_scenario_form_names_an_invalid_setting_and_writes_nothing(tmp_path):
+    from tomlib.dashboards import scenario_writer
+    from tomlib.dashboards.scenario_form import ScenarioForm
+
+    form = ScenarioForm(_tiny_scenario(), write=scenario_writer(tmp_path))
+    form.fields["name"].value = "bad_mix"
+    form.fields["segments.advanced"].value = 0.5  # the shares no longer sum to 1
+    assert form.write() is None
+    assert "Not valid" in form.message.object and "segments" in form.message.object
+    form.fields["segments.advanced"].value = 0.05
+    form.fields["retrieval.success_rate"].value = 1.5
+    assert form.write() is None and "success_rate" in form.message.object
+    assert list(tmp_path.iterdir()) == []
+    assert ScenarioForm(_tiny_scenario()).write() is None  # no folder given: says so, writes nothing

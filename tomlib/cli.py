@@ -99,7 +99,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     store = market_store_path(scenario.name, Path(args.data_root))
     market = market_mod.Market.open(store) if store.exists() else market_mod.generate(scenario)
     # the scenario asked for, not one looked up by the market's name (a YAML path may be anywhere)
-    dashboards.serve_all(market, port=args.port, address=args.address, show=False, scenario=scenario)
+    dashboards.serve_all(market, port=args.port, address=args.address, show=False, scenario=scenario,
+                         scenario_dir=Path(args.scenario_dir or Path(args.data_root) / "scenarios"))
     return 0
 
 
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_arg(p)
     p.add_argument("--port", type=int, default=5006)
     p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--scenario-dir", help="folder the page 'scenario' writes new scenario files to; "
+                                          "default <data-root>/scenarios")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("bench", help="measure throughput and peak memory; writes JSON and a table")

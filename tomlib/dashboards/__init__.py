@@ -9,6 +9,7 @@ reports keep their layout.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
@@ -213,9 +214,25 @@ def available_dashboards(registry: Mapping[str, tuple[tuple[str, ...], Callable]
     return found
 
 
+def scenario_writer(folder: str | PathLike) -> Callable[[Any], Path]:
+    """``write(scenario)``: ``<folder>/<name>.yaml`` by :func:`tomlib.scenario_io.write_scenario`, for
+    :class:`~tomlib.dashboards.scenario_form.ScenarioForm`; an existing file is never replaced."""
+    folder = Path(folder)
+
+    def write(scenario: Any) -> Path:
+        from tomlib.scenario_io import write_scenario
+
+        path = folder / f"{scenario.name}.yaml"
+        if path.exists():
+            raise FileExistsError(f"{path} exists: give the scenario another name")
+        return write_scenario(scenario, path)
+
+    return write
+
+
 def dashboard_apps(market: Any, scenario: Any = None, runs: Sequence[str] | None = None,
-                   registry: Mapping[str, tuple[tuple[str, ...], Callable]] | None = None
-                   ) -> dict[str, Callable[[], Any]]:
+                   registry: Mapping[str, tuple[tuple[str, ...], Callable]] | None = None,
+                   scenario_dir: str | PathLike | None = None) -> dict[str, Callable[[], Any]]:
     """Page name -> a callable building that page's dashboard (what ``panel.serve`` takes).
 
     Parameters
@@ -227,6 +244,9 @@ def dashboard_apps(market: Any, scenario: Any = None, runs: Sequence[str] | None
         Settlement runs of the run-based dashboards; default the whole timetable.
     registry : mapping, optional
         Default :data:`DASHBOARDS`.
+    scenario_dir : path, optional
+        Adds a page ``scenario``: a form for a new scenario from this one, written into this folder
+        (:class:`~tomlib.dashboards.scenario_form.ScenarioForm`, :func:`scenario_writer`).
     """
     if scenario is None:
         from tomlib.scenario import default_scenario_path, load_scenario
@@ -236,7 +256,16 @@ def dashboard_apps(market: Any, scenario: Any = None, runs: Sequence[str] | None
         except FileNotFoundError as err:  # a hand-made market: pages needing the scenario fail when opened
             log.warning("no scenario file for market %r (%s); service pages need one", market.scenario_name, err)
     inputs = ServiceInputs(market, scenario, runs)
-    return {name: _page(builder, inputs) for name, builder in available_dashboards(registry).items()}
+    apps = {name: _page(builder, inputs) for name, builder in available_dashboards(registry).items()}
+    if scenario_dir is not None and scenario is not None:
+        apps["scenario"] = _page(functools.partial(_scenario_form, write=scenario_writer(scenario_dir)), inputs)
+    return apps
+
+
+def _scenario_form(inputs: ServiceInputs, write: Callable[[Any], Path]) -> Any:
+    from tomlib.dashboards.scenario_form import ScenarioForm
+
+    return ScenarioForm(inputs.scenario, write=write)
 
 
 def _page(builder: Callable[[ServiceInputs], Any], inputs: ServiceInputs) -> Callable[[], Any]:
@@ -250,7 +279,8 @@ def _page(builder: Callable[[ServiceInputs], Any], inputs: ServiceInputs) -> Cal
 
 
 def serve_all(market: Any, port: int = 5006, address: str = "127.0.0.1", show: bool = False,
-              scenario: Any = None, runs: Sequence[str] | None = None, **kwargs: Any) -> Any:
+              scenario: Any = None, runs: Sequence[str] | None = None, scenario_dir: str | PathLike | None = None,
+              **kwargs: Any) -> Any:
     """Serve every available dashboard of a market in one Panel server, a page per service.
 
     Blocks until stopped unless ``threaded=True`` is passed. The server's index page links the pages.
@@ -267,12 +297,14 @@ def serve_all(market: Any, port: int = 5006, address: str = "127.0.0.1", show: b
         The market's scenario (see :func:`dashboard_apps`).
     runs : sequence of str, optional
         Settlement runs of the run-based dashboards; default the whole timetable.
+    scenario_dir : path, optional
+        Also serve the page ``scenario``, a form writing new scenario files into this folder.
     **kwargs
         Passed to ``panel.serve`` (e.g. ``threaded=True`` to get the server back in tests).
     """
     import panel as pn
 
-    apps = dashboard_apps(market, scenario, runs)
+    apps = dashboard_apps(market, scenario, runs, scenario_dir=scenario_dir)
     log.info("serving dashboards %s on http://%s:%d/", ", ".join(apps), address, port)
     return pn.serve(apps, port=port, address=address, show=show, title={k: k.replace("_", " ") for k in apps},
                     websocket_origin=[f"{address}:{port}", f"localhost:{port}"], **kwargs)
