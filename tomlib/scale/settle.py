@@ -30,7 +30,9 @@ run equals the in-memory run of that market in every variable; with a GSP group 
 its aggregates are the sums of the blocks' and the correction factor is that of the sums.
 What is computed per block and therefore depends on the block split: the interim load shapes of
 the smart data service and aggregation's default shapes are means over the block's MPANs of a
-category (at least a GSP group's 250,000 MPANs by default, hundreds of times the demo's).
+category (a block holds up to 250,000 import MPANs of one GSP group by default, about 80 times the
+demo market) -- [INF] a national Load Shaping Service would pool all blocks of a GSP group, at the
+price of a second pass over the data.
 """
 
 from __future__ import annotations
