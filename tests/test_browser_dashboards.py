@@ -15,7 +15,7 @@ state embedded), the page must:
 
 Each dashboard and the static views the notebooks print from it also pass Bokeh's own validation
 (no W-1005 FIXED_SIZING_MODE logged into a report), and the views fit an A4 page: printed
-718 CSS px wide, no plot canvas reaches beyond.
+718 CSS px wide, no plot canvas, legend or title reaches beyond.
 
 Saving embeds every combination of widget states, seconds each, so the saved pages embed two: two
 options of the first select, every other widget at its value (:func:`two_states`); the dashboards
@@ -62,19 +62,21 @@ RENDERED_JS = """() => {
 }""".replace("COUNT_CANVASES", CANVASES_JS)
 # A4 less the report's 10 mm side margins: 190 mm at 96 CSS px per inch (tomlib.reports.PDF_MARGIN)
 A4_CSS_PX = 718
-# the box of every drawn plot canvas [CSS px]
-CANVAS_BOXES_JS = """() => {
+# the box of every drawn part of a plot [CSS px]: canvases, and what Bokeh 3 draws as HTML
+# beside them (legends, titles, toolbars), everything inside the shadow roots of Bokeh's views
+PLOT_BOXES_JS = """() => {
   const out = [];
-  const walk = root => {
+  const walk = (root, inView) => {
     for (const el of root.querySelectorAll('*')) {
-      if (el.tagName === 'CANVAS' && el.width > 0 && el.height > 0) {
-        const r = el.getBoundingClientRect();
-        if (r.width > 0) out.push({left: Math.round(r.left), right: Math.round(r.right), width: Math.round(r.width)});
-      }
-      if (el.shadowRoot) walk(el.shadowRoot);
+      const r = el.getBoundingClientRect();
+      const drawn = el.tagName === 'CANVAS' ? el.width > 0 && el.height > 0 : inView;
+      if (drawn && r.width > 0 && r.height > 0)
+        out.push({tag: el.tagName, cls: String(el.className || '').slice(0, 40), left: Math.round(r.left),
+                  right: Math.round(r.right), width: Math.round(r.width)});
+      if (el.shadowRoot) walk(el.shadowRoot, true);
     }
   };
-  walk(document);
+  walk(document, false);
   return out;
 }"""
 # what there is when a page does not render (for the failure message)
@@ -362,33 +364,46 @@ def test_validation_check_sees_a_fixed_column_without_height():
 @pytest.mark.browser
 @pytest.mark.parametrize("name", PAGES)
 def test_report_views_fit_an_a4_page(saved, browser, name):
-    """The views the notebooks print, at the width of an A4 page less margins: no canvas beyond it."""
+    """The views the notebooks print, at the width of an A4 page less margins: no canvas, legend or
+    title beyond it."""
     assert canvases_beyond(browser, saved[name]["views"]) == []
 
 
 def canvases_beyond(browser, html_path: Path, width: int = A4_CSS_PX) -> list[dict]:
-    """Plot canvases of a page printed ``width`` CSS px wide that reach beyond that width."""
+    """Drawn parts of plots (canvases, legends, titles) of a page printed ``width`` CSS px wide that
+    reach beyond that width."""
     page = browser.new_page(viewport={"width": width, "height": 1100})
     try:
         page.emulate_media(media="print")
         page.goto(Path(html_path).resolve().as_uri(), wait_until="load", timeout=120_000)
         page.wait_for_function(reports.BOKEH_RENDERED_JS, timeout=120_000)
         page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        boxes = page.evaluate(CANVAS_BOXES_JS)
+        boxes = page.evaluate(PLOT_BOXES_JS)
     finally:
         page.close()
-    assert boxes, f"{html_path.name}: no canvas drawn"
+    assert any(b["tag"] == "CANVAS" for b in boxes), f"{html_path.name}: no canvas drawn"
     return [b for b in boxes if b["right"] > width]
 
 
 @pytest.mark.browser
-def test_fit_check_sees_two_plots_side_by_side(browser, tmp_path):
-    """Negative control: the smart mix view as it was, two 620 px charts in a row, is too wide."""
-    import holoviews as hv
+def test_notebook_charts_fit_an_a4_page(browser, tmp_path):
+    """The load-shaping notebook's bar charts, with the real method names and a category per key."""
+    import numpy as np
+    import pandas as pd
     import panel as pn
     from bokeh.resources import INLINE
 
-    curve = hv.Curve([0, 1, 0]).opts(width=620, height=200)
-    path = tmp_path / "side_by_side.html"
-    pn.pane.HoloViews(curve + curve).save(path, resources=INLINE)
-    assert canvases_beyond(browser, path)
+    from tomlib.dashboards.load_shaping import accuracy_bars, estimate_bars
+
+    methods = ["MHHS load shape x AC", "legacy profile x EAC", "MHHS load shape, day total known",
+               "legacy profile, day total known", "MHHS settled value (processing)"]
+    runs = ["II", "SF", "R1", "RF"]
+    estimates = pd.DataFrame({"run": np.repeat(runs, len(methods)), "group": "all", "method": methods * len(runs),
+                              "mae_pct": np.linspace(20, 60, len(runs) * len(methods))})
+    categories = [f"{g}|W|S|{d}|{q}" for g in ("_C", "_P") for d in "TF" for q in ("AI", "AE")]
+    accuracy = pd.DataFrame({"mae_pct": np.linspace(5, 30, len(categories)), "legacy_mae_pct": 12.0},
+                            index=pd.Index(categories, name="category"))
+    path = tmp_path / "charts.html"
+    pn.Column(pn.pane.HoloViews(accuracy_bars(accuracy)), pn.pane.HoloViews(estimate_bars(estimates))).save(
+        path, resources=INLINE)
+    assert canvases_beyond(browser, path) == []

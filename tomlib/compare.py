@@ -218,7 +218,6 @@ def compare(a: Any, b: Any, runs: Sequence[str] | None = None, settlement_dates:
         If the two scenarios settle no run in common.
     """
     from tomlib import settlement
-
     from tomlib.market import generate
 
     names = labels(a, b)

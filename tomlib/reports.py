@@ -674,6 +674,7 @@ th { background: #f3f3f3; }
 code, pre { font-family: ui-monospace, monospace; font-size: 90%; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.fig { margin: 0; font-size: 90%; }
+td > table.fig { display: block; max-width: 620px; overflow-x: auto; }
 """
 
 

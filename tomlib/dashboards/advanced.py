@@ -467,8 +467,10 @@ class AdvancedDashboard(pn.viewable.Viewer):
             ).opts(color=QUALITY_COLORS[q], size=3, framewise=True)
             for q in METHODS
         ]
+        # the quality codes' long labels in one column: three side by side are wider than an A4 page
         return hv.Overlay([shade, truth, *points]).opts(
-            **self._opts(f"Truth vs settled — {self.mpan}, run {self.run}", "kWh per period", height=300)
+            **{**self._opts(f"Truth vs settled — {self.mpan}, run {self.run}", "kWh per period", height=400),
+               "legend_cols": 1}
         )
 
     @param.depends("mpan")

@@ -319,7 +319,9 @@ def estimate_bars(table: pd.DataFrame, width: int = 620, group: str = "all") -> 
     if "run" not in df:
         df["run"] = ""
     return hv.Bars(df, ["run", "method"], "mae_pct").opts(
-        width=width, height=380, ylabel="mean absolute error [% of true energy]", xlabel="settlement run",
+        # one method a row: side by side their names are wider than an A4 page. (For a bar chart's
+        # legend HoloViews 1.2x sets Bokeh's *nrows* from legend_cols.)
+        width=width, height=480, ylabel="mean absolute error [% of true energy]", xlabel="settlement run",
         title=f"Estimates against the truth ({group} MPANs)", tools=["hover"], responsive=False,
-        multi_level=False, show_legend=True, legend_position="bottom", legend_cols=2,
+        multi_level=False, show_legend=True, legend_position="bottom", legend_cols=5,
         cmap=["#7f7f7f", "#1f77b4", "#ff7f0e", "#aec7e8", "#ffbb78"])
