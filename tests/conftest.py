@@ -34,3 +34,16 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def scenarios_dir() -> Path:
     return SCENARIOS
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium (Playwright driving Debian's chromium) per test module; a launch costs 1-2 s."""
+    from playwright.sync_api import sync_playwright
+
+    from tomlib import reports
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=reports.find_chromium(), args=reports.CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

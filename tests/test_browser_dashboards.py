@@ -118,16 +118,6 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=reports.find_chromium(), args=reports.CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def tiny():
     from tomlib.market import generate
     from tomlib.scenario import load_scenario

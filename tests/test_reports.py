@@ -78,17 +78,6 @@ def market_nb(build):
     return build["market_overview"]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the browser tests of this module (a launch costs 1-2 s)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=reports.find_chromium(), args=reports.CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 # ------------------------------------------------------------------------------------------------
 # outcome and files
 

@@ -123,16 +123,6 @@ def test_exported_pages_carry_no_bokeh_validation_message(build):
     assert BOKEH_VALIDATION.search("W-1005 (FIXED_SIZING_MODE): 'fixed' sizing mode requires width")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=reports.find_chromium(), args=reports.CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.mark.browser
 def test_report_charts_fit_the_printed_page(build, browser):
     from test_browser_dashboards import canvases_beyond
