@@ -58,6 +58,26 @@ DEFAULT_BLOCK_SIZE = 4 * 2**20
 GSP_GROUPS = ("_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P")
 
 
+#: A CCYYMMDDHHMMSS date-time field of a flow record.
+TIMESTAMP = r"\d{14}"
+
+
+def zhv_fields(flow_version: str) -> tuple[tuple[str, str, str], ...]:
+    """The ZHV header fields (name, pattern, what is expected) of a DTC-style flow of one version.
+
+    The UMS inventory and the half-hourly consumption layout share this eight-field header; D0010's
+    own header carries three extra free-text fields and is defined in its module.
+    """
+    return (("file_id", r"[0-9A-Za-z]{1,10}", "1-10 letters or digits"),
+            ("flow_version", re.escape(flow_version), flow_version),
+            ("from_role", r"[A-Z0-9]", "a 1-character role code"),
+            ("from_participant", r"[A-Z0-9]{4}", "a 4-character market participant id"),
+            ("to_role", r"[A-Z0-9]", "a 1-character role code"),
+            ("to_participant", r"[A-Z0-9]{4}", "a 4-character market participant id"),
+            ("created_at", TIMESTAMP, "a CCYYMMDDHHMMSS date-time"),
+            ("test_flag", r"[A-Z]{4}", "a 4-letter test/live flag such as OPER"))
+
+
 _LINE = re.compile(r"^[^:]*?[,:] line (\d+)\b")
 
 

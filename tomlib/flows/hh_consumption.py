@@ -101,6 +101,7 @@ from tomlib._io import atomic_target
 from tomlib.flows._common import (
     DEFAULT_BLOCK_SIZE,
     GSP_GROUPS,
+    TIMESTAMP,
     Block,
     FlowError,
     blocks,
@@ -113,6 +114,7 @@ from tomlib.flows._common import (
     open_bytes,
     parse_dates,
     period_starts,
+    zhv_fields,
 )
 
 __all__ = [
@@ -140,17 +142,9 @@ _KEY_FIELDS = {"csv_period": "mpan,settlement_date,settlement_period", "csv_utc"
                "hhc": "2 (settlement_period)"}
 _MQ = ("AI", "AE", "RI", "RE")
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_TS = r"\d{14}"
 #: Record fields after the record type: (name, RE2 pattern or None, what is expected).
 _RECORDS = {
-    "ZHV": (("file_id", r"[0-9A-Za-z]{1,10}", "1-10 letters or digits"),
-            ("flow_version", re.escape(FLOW_VERSION), FLOW_VERSION),
-            ("from_role", r"[A-Z0-9]", "a 1-character role code"),
-            ("from_participant", r"[A-Z0-9]{4}", "a 4-character market participant id"),
-            ("to_role", r"[A-Z0-9]", "a 1-character role code"),
-            ("to_participant", r"[A-Z0-9]{4}", "a 4-character market participant id"),
-            ("created_at", _TS, "a CCYYMMDDHHMMSS date-time"),
-            ("test_flag", r"[A-Z]{4}", "a 4-letter test/live flag such as OPER")),
+    "ZHV": zhv_fields(FLOW_VERSION),
     "MPD": (("mpan", None, ""), ("gsp_group", None, ""), ("measurement_quantity", None, ""), ("units", None, "")),
     "SDY": (("settlement_date", None, ""), ("period_count", r"\d{1,2}", "a period count 46, 48 or 50")),
     "HHV": (("settlement_period", None, ""), ("energy", None, ""), ("quality", None, ""),
@@ -158,7 +152,7 @@ _RECORDS = {
     "ZPT": (("file_id", r"[0-9A-Za-z]{1,10}", "the file id of the ZHV"),
             ("record_count", r"\d{1,12}", "the number of records between ZHV and ZPT"),
             ("mpan_count", r"\d{1,9}", "the number of MPD records"),
-            ("completed_at", _TS, "a CCYYMMDDHHMMSS date-time")),
+            ("completed_at", TIMESTAMP, "a CCYYMMDDHHMMSS date-time")),
 }
 _KINDS = ("MPD", "SDY", "HHV", "ZPT", "ZHV")
 _START = 5  # before the first line

@@ -42,7 +42,7 @@ import pandas as pd
 
 from tomlib import mpan as mpan_mod
 from tomlib._io import atomic_write_text
-from tomlib.flows._common import DATE_RANGE, GSP_GROUPS, FlowError
+from tomlib.flows._common import DATE_RANGE, GSP_GROUPS, TIMESTAMP, FlowError, zhv_fields
 
 __all__ = [
     "FLOW_VERSION",
@@ -59,19 +59,9 @@ __all__ = [
 #: Flow version of the layout (ours, not a DTC flow).
 FLOW_VERSION = "UMSINV001"
 
-_TS = r"\d{14}"
 #: Field names and rules per record type (after the record type field): (name, regex, description).
 RECORD_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "ZHV": (
-        ("file_id", r"[0-9A-Za-z]{1,10}", "1-10 letters or digits"),
-        ("flow_version", re.escape(FLOW_VERSION), FLOW_VERSION),
-        ("from_role", r"[A-Z0-9]", "a 1-character role code"),
-        ("from_participant", r"[A-Z0-9]{4}", "a 4-character market participant id"),
-        ("to_role", r"[A-Z0-9]", "a 1-character role code"),
-        ("to_participant", r"[A-Z0-9]{4}", "a 4-character market participant id"),
-        ("created_at", _TS, "a CCYYMMDDHHMMSS date-time"),
-        ("test_flag", r"[A-Z]{4}", "a 4-letter test/live flag such as OPER"),
-    ),
+    "ZHV": zhv_fields(FLOW_VERSION),
     "UMP": (
         ("mpan", r"\d{13}", "a 13-digit MPAN core"),
         ("gsp_group", "|".join(GSP_GROUPS), f"a GSP group id ({', '.join(GSP_GROUPS)})"),
@@ -88,7 +78,7 @@ RECORD_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("file_id", r"[0-9A-Za-z]{1,10}", "the file id of the ZHV"),
         ("record_count", r"\d{1,9}", "the number of records between ZHV and ZPT"),
         ("mpan_count", r"\d{1,9}", "the number of UMP records"),
-        ("completed_at", _TS, "a CCYYMMDDHHMMSS date-time"),
+        ("completed_at", TIMESTAMP, "a CCYYMMDDHHMMSS date-time"),
     ),
 }
 _LINE_COLUMNS = ("mpan", "gsp_group", "effective_from", "item_id", "charge_code", "switch_regime", "quantity",
