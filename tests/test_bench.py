@@ -116,3 +116,17 @@ def test_default_sizes_reach_ten_million_and_caps_say_why():
             assert row.skipped == f"timed up to {stage.max_mpan_days:,} MPAN-days only: {stage.cap_reason}"
             assert row.seconds is None
     assert "skipped: timed up to" in bench.format_table([bench.measure(bench.STAGES[0], 10**7)])
+
+
+def test_scale_rows_join_the_bench_json_without_replacing_its_parts(tmp_path):
+    from tomlib.scale import bench as scale_bench
+
+    out = tmp_path / "bench.json"
+    bench.update_json(out, {"machine": {"cpus": 2}, "results": [{"stage": "metering"}]})
+    scale_bench.merge_into(out, [])
+    payload = json.loads(out.read_text())
+    assert payload["machine"] == {"cpus": 2} and payload["results"] == [{"stage": "metering"}]
+    assert set(payload["scale"]) == {"rows", "linearity", "load_average", "written"}
+    fresh = tmp_path / "scale_only.json"
+    scale_bench.merge_into(fresh, [])
+    assert set(json.loads(fresh.read_text())["machine"]) == set(bench.machine_facts())

@@ -747,17 +747,32 @@ def run(sizes=SIZES, out: str | Path = "reports/bench/bench.json", stages=STAGES
         for n, g in growth({c.mpan_days: getattr(c, key) for c in comparisons}).items():
             next(c for c in comparisons if c.mpan_days == n).growth_per_10x[method] = g
     out = Path(out)
-    payload = json.loads(out.read_text()) if out.is_file() else {}
-    payload.update({
-        "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                    "cpus": os.cpu_count(), "numpy": np.__version__, "load_average": list(os.getloadavg())},
-        "results": [asdict(r) for r in results],
-        "comparison": [asdict(c) for c in comparisons],
-    })
+    update_json(out, {"machine": machine_facts(), "results": [asdict(r) for r in results],
+                      "comparison": [asdict(c) for c in comparisons]})
     report = BenchRun(results, comparisons)
-    atomic_write_text(out, json.dumps(payload, indent=2))
     atomic_write_text(out.with_suffix(".txt"), format_table(report) + "\n")
     return report
+
+
+def machine_facts() -> dict:
+    """What the numbers were measured on: Python, processor, cores, NumPy and the load at the time."""
+    return {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count(),
+            "numpy": np.__version__, "load_average": list(os.getloadavg())}
+
+
+def update_json(out: str | Path, updates: dict, *, keep_machine: bool = False) -> Path:
+    """Set top-level keys of the benchmark JSON ``out`` atomically, keeping the other keys (the in-memory
+    stages and the chunked engine write their parts of one file).
+
+    ``keep_machine`` keeps a ``machine`` entry already in the file rather than replacing it.
+    """
+    out = Path(out)
+    payload = json.loads(out.read_text()) if out.is_file() else {}
+    if keep_machine and "machine" in payload:
+        updates = {k: v for k, v in updates.items() if k != "machine"}
+    payload.update(updates)
+    atomic_write_text(out, json.dumps(payload, indent=2, default=str))
+    return out
 
 
 def format_table(results: list[StageResult], comparisons=None) -> str:

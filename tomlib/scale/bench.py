@@ -28,9 +28,7 @@ block of the result against the in-memory path (:func:`tomlib.scale.settle.check
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -39,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tomlib._io import atomic_write_text
 from tomlib.scale.cluster import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS, PeakMemory, open_runner
 from tomlib.scale.plan import DEFAULT_BLOCK_MPANS
 
@@ -275,15 +272,12 @@ def linearity(rows: list[ScaleRow], stage: str = "end to end", measure: str = "w
 def merge_into(out: str | Path, rows: list[ScaleRow], key: str = "scale") -> Path:
     """Add the rows (and their linearity) under ``key`` of the benchmark JSON file ``out``, atomically
     (the file is created if missing; other keys are kept)."""
-    out = Path(out)
-    payload = json.loads(out.read_text()) if out.is_file() else {}
-    payload.setdefault("machine", {"python": platform.python_version(), "processor": platform.machine(),
-                                   "cpus": os.cpu_count()})
-    payload[key] = {"rows": [asdict(r) for r in rows],
-                    "linearity": {m: linearity(rows, measure=m) for m in ("wall_seconds", "cpu_seconds")},
-                    "load_average": list(os.getloadavg()), "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_text(out, json.dumps(payload, indent=2, default=str))
-    return out
+    from tomlib.bench import machine_facts, update_json
+
+    part = {"rows": [asdict(r) for r in rows],
+            "linearity": {m: linearity(rows, measure=m) for m in ("wall_seconds", "cpu_seconds")},
+            "load_average": list(os.getloadavg()), "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return update_json(out, {"machine": machine_facts(), key: part}, keep_machine=True)
 
 
 def format_table(rows: list[ScaleRow]) -> str:
