@@ -844,7 +844,7 @@ def run_deltas(recon: xr.Dataset, by: str = "supplier") -> pd.DataFrame:
     df = total.to_dataframe(name="allocated_net").reset_index().rename(columns={key: by})
     runs = list(recon["run"].values)
     prev = dict(zip(runs[1:], runs[:-1]))
-    df["previous_run"] = df["run"].map(prev).fillna("")
+    df["previous_run"] = df["run"].map({run: prev.get(run, "") for run in runs})  # the first run has none
     df = df.set_index(["run", by]).sort_index()
     prev_vals = df["allocated_net"].rename("prev").reset_index()
     prev_vals["run"] = prev_vals["run"].map({v: k for k, v in prev.items()})
