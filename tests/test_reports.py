@@ -129,6 +129,13 @@ def test_html_report_has_no_code_and_no_remote_resource(market_nb):
     assert "BokehJS" in text or "Bokeh" in text  # BokehJS is inline
 
 
+def test_html_report_prints_no_library_logos(market_nb):
+    # hv.extension prints the HoloViews and Bokeh logos as output images unless told not to; in a report
+    # they are noise at the top of page one (the charts are Bokeh canvases, not images)
+    text = market_nb.html.read_text(encoding="utf-8")
+    assert "No description has been provided for this image" not in text
+
+
 def test_dashboard_and_index_are_offline_too(build, market_nb):
     for path in (market_nb.dashboard, build.index_path):
         assert _remote_references(path.read_text(encoding="utf-8")) == [], path
