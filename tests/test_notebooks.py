@@ -97,7 +97,7 @@ def test_no_long_functions_in_notebooks(nb):
 
 def test_offline_extensions_are_loaded_in_order(nb):
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert 'hv.extension("bokeh", inline=True)' in code
+    assert 'hv.extension("bokeh", inline=True, logo=False)' in code  # inline JS, and no logo images in reports
     assert "pn.extension(inline=True)" in code
     assert code.index("import holoviews") < code.index("pn.extension(")
 
