@@ -256,6 +256,14 @@ def _strings(values, what: str) -> np.ndarray:
         # already unicode (no nulls possible): just the width the general path gives, without the
         # round trip through pandas strings that costs most of a national-scale meter cube
         return values.astype(f"<U{max(int(np.strings.str_len(values).max(initial=0)), 1)}")
+    if isinstance(values, np.ndarray) and values.dtype.kind == "O":
+        # Python strings (what a pandas string column gives): numpy converts them directly, twice as
+        # fast as through a pandas Series and Arrow; a null is refused as below
+        missing = pd.isna(values)
+        if missing.any():
+            raise ValueError(f"{what} has {int(missing.sum())} missing value(s), first at position "
+                             f"{int(np.argmax(missing))}; expected a string for every MPAN")
+        return values.astype(np.str_) if values.size else values.astype("<U1")
     s = pd.Series(values, copy=False)
     if s.isna().any():
         raise ValueError(f"{what} has {int(s.isna().sum())} missing value(s), first at position "
