@@ -311,3 +311,32 @@ def test_store_string_encoding_round_trips_exactly():
     assert encoded["mpan"].dtype == np.int64 and encoded["linked"].values[0] == -1
     xr.testing.assert_identical(decode_strings(encoded), ds)
     assert decode_strings(encoded)["x"].dtype == np.dtype("<U5")
+
+
+# ------------------------------------------------------------------------------------------ the benchmark
+
+
+def test_scale_benchmark_rows_with_and_without_a_market_store(tmp_path):
+    """The benchmark's two ways through a size (store written and read; one pass regenerating the
+    blocks) settle the same numbers, and their rows account for every meter-period."""
+    from tomlib.scale import bench as scale_bench
+
+    sc = scale_bench.size_scenario(700, base="tiny").with_overrides({"name": "bench_700"})
+    with open_runner(synchronous=True) as runner:
+        stored = scale_bench._one(sc, 700, tmp_path / "a", runner=runner, block_mpans=300)
+        one_pass = scale_bench._one(sc, 700, tmp_path / "b", runner=runner, block_mpans=300, store_market=False,
+                                    sample=True)
+    by_stage = {r.stage: r for r in one_pass}
+    assert {"tom settle --run SF (no store)", "end to end", "market generation", "aggregation"} <= set(by_stage)
+    assert "market read" not in by_stage and "tom generate" in {r.stage for r in stored}
+    end = by_stage["end to end"]
+    assert end.blocks == 3 and end.meter_periods == next(r for r in stored if r.stage == "end to end").meter_periods
+    assert end.notes["market"].startswith("regenerated")
+    check = by_stage["tom settle --run SF (no store)"].notes["sample_check"]
+    assert check["settled_digest_equal"] and check["aggregates_max_abs_diff_kwh"] == 0.0
+    assert by_stage["tom settle --run SF (no store)"].notes["checks_ok"]
+    a = settlement.open_run(tmp_path / "a" / "bench_700" / "settlement" / "SF.zarr")
+    b = settlement.open_run(tmp_path / "b" / "bench_700" / "settlement" / "SF.zarr")
+    for name in ("allocated_net", "corrected", "gcf", "block_energy"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    assert "no store" not in scale_bench.format_table(stored) and "(no store)" in scale_bench.format_table(one_pass)

@@ -117,10 +117,17 @@ def _stage_rows(blocks_stats: list[tuple[dict, dict, dict, dict]], mpan_days: in
 
 
 def _one(scenario, mpan_days: int, root: Path, *, runner, block_mpans: int, runs=("SF",), sample: bool = False,
-         log=print) -> list[ScaleRow]:
-    """Generate and settle one scenario into ``root``; the rows of both commands and of every stage."""
+         store_market: bool = True, log=print) -> list[ScaleRow]:
+    """Generate and settle one scenario into ``root``; the rows of both commands and of every stage.
+
+    With ``store_market`` False the market is not written: ``tom settle`` regenerates each block
+    from its seed inside the block task (:func:`_one_pass`)."""
     from tomlib.scale.generate import generate_store
     from tomlib.scale.settle import STAGES, check_sample, settle_chunked
+
+    if not store_market:
+        return _one_pass(scenario, mpan_days, root, runner=runner, block_mpans=block_mpans, runs=runs,
+                         sample=sample, log=log)
 
     store = root / scenario.name / "market.zarr"
     started = time.perf_counter()
@@ -161,6 +168,41 @@ def _one(scenario, mpan_days: int, root: Path, *, runner, block_mpans: int, runs
     set_stats = [(b.cpu_seconds, b.seconds, b.peak_rss, b.cells) for b in chunked.blocks]
     rows += _stage_rows(set_stats, mpan_days, mpans, n_b, [s for s in STAGES if s not in _GEN_STAGES])
     return rows
+
+
+def _one_pass(scenario, mpan_days: int, root: Path, *, runner, block_mpans: int, runs=("SF",),
+              sample: bool = False, log=print) -> list[ScaleRow]:
+    """Settle one scenario with no market store: every block task generates its block's market from
+    its seed, settles it and keeps only its partials -- the whole chain in one pass, which is what
+    ``tom settle`` does when no ``market.zarr`` exists. Rows: the command (= end to end) and its stages."""
+    from tomlib.scale.settle import STAGES, check_sample, settle_chunked
+
+    started = time.perf_counter()
+    with PeakMemory() as mem:
+        chunked = settle_chunked(scenario, list(runs), store=None, data_root=root, block_mpans=block_mpans,
+                                 runner=runner)
+    wall = time.perf_counter() - started
+    log(f"  generated and settled {', '.join(runs)} in one pass: {wall:.1f} s, peak {mem.peak_bytes / 2**30:.2f} GiB "
+        f"(driver: {', '.join(f'{k} {v:.1f} s' for k, v in chunked.seconds.items())})")
+    mpans = int(sum(b.mpans for b in chunked.blocks))
+    cells = int(sum(b.cells["all"] for b in chunked.blocks))
+    n_b = len(chunked.plan)
+    cpu = sum(sum(b.cpu_seconds.values()) for b in chunked.blocks)
+    notes = {"checks_ok": _checks_ok(chunked.result), "runner": chunked.runner, "driver_seconds": chunked.seconds,
+             "market": "regenerated from the block seeds inside the block tasks (no market store)"}
+    if sample:
+        ds = chunked.result.runs[runs[0]].dataset
+        smallest = int(np.argmin([b.import_mpans for b in chunked.plan.blocks]))
+        notes["sample_check"] = check_sample(ds, scenario, smallest)
+        log(f"  sample block {notes['sample_check']['block']} against the in-memory path: {notes['sample_check']}")
+    rows = [ScaleRow(f"tom settle --run {','.join(runs)} (no store)", mpan_days, mpans, cells, wall_seconds=wall,
+                     cpu_seconds=cpu, meter_periods_per_second=cells / wall, peak_memory_bytes=mem.peak_bytes,
+                     blocks=n_b, notes=notes),
+            ScaleRow("end to end", mpan_days, mpans, cells, wall_seconds=wall, cpu_seconds=cpu,
+                     meter_periods_per_second=cells / wall, peak_memory_bytes=mem.peak_bytes, blocks=n_b,
+                     notes={"market": notes["market"]})]
+    stats = [(b.cpu_seconds, b.seconds, b.peak_rss, b.cells) for b in chunked.blocks]
+    return rows + _stage_rows(stats, mpan_days, mpans, n_b, STAGES)
 
 
 def _checks_ok(result) -> bool:
@@ -219,9 +261,12 @@ def run(sizes=SIZES, *, block_mpans: int = DEFAULT_BLOCK_MPANS, workers: int = D
 
 def gb_day(scenario: str = "gb", *, block_mpans: int = DEFAULT_BLOCK_MPANS, workers: int = DEFAULT_WORKERS,
            memory_limit: str = DEFAULT_MEMORY_LIMIT, scheduler: str | None = None, data_root: str | Path = "data",
-           keep: bool = False, log=print) -> list[ScaleRow]:
-    """The GB day end to end: ``tom generate`` + ``tom settle --run SF`` of the ``gb`` scenario on a
-    local cluster, then one block checked against the in-memory path. Rows as :func:`run`."""
+           keep: bool = False, store_market: bool = False, log=print) -> list[ScaleRow]:
+    """The GB day end to end on a local cluster, then one block checked against the in-memory path.
+
+    By default in one pass (``tom settle --run SF`` with no market store: each block task generates
+    its market from its seed and settles it); with ``store_market``, ``tom generate`` writes the
+    market store first and ``tom settle`` reads it. Rows as :func:`run`."""
     from tomlib import scenario as scenario_mod
 
     sc = scenario_mod.load_scenario(scenario)
@@ -231,7 +276,8 @@ def gb_day(scenario: str = "gb", *, block_mpans: int = DEFAULT_BLOCK_MPANS, work
         with open_runner(scheduler=scheduler, workers=workers, memory_limit=memory_limit) as runner:
             runner.on_every_worker(warm_up)
             log(f"GB day ({sc.name}, {sc.n_mpans:,} import MPANs) on {runner.description}")
-            return _one(sc, sc.n_mpans, root, runner=runner, block_mpans=block_mpans, sample=True, log=log)
+            return _one(sc, sc.n_mpans, root, runner=runner, block_mpans=block_mpans, sample=True,
+                        store_market=store_market, log=log)
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
