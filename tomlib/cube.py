@@ -392,6 +392,36 @@ def _is_str(var: xr.DataArray | xr.Variable) -> bool:
     )
 
 
+def _mpan_core_problem(mpans: np.ndarray) -> str | None:
+    """What is wrong with an array of MPAN cores (13 digits each, unique), or None.
+
+    Works on the UCS-4 code points of the fixed-width strings and on the cores as integers: a block
+    of 250,000 MPANs is checked in milliseconds (a pandas regex and ``duplicated`` took a tenth of a
+    second per call, and every service output is checked).
+    """
+    if mpans.size == 0:
+        return None
+    width = mpans.dtype.itemsize // 4
+    points = np.ascontiguousarray(mpans).view(np.uint32).reshape(mpans.size, width)
+    digits = points[:, :13] if width >= 13 else points
+    is_core = ((digits >= ord("0")) & (digits <= ord("9"))).all(axis=1) & (width >= 13)
+    if width > 13:
+        is_core &= (points[:, 13:] == 0).all(axis=1)  # nothing after the 13th character
+    if not is_core.all():  # an error path: the duplicates are looked for among the strings first, as ever
+        as_series = pd.Series(mpans)
+        dup = as_series[as_series.duplicated()]
+        if len(dup):
+            return f"mpan must be unique, got {len(dup)} duplicate(s), e.g. {dup.iloc[0]}"
+        return f"mpan must be 13-digit MPAN cores, got {str(mpans[np.argmin(is_core)])!r}"
+    number = (digits.astype(np.int64) - ord("0")) @ (10 ** np.arange(12, -1, -1, dtype=np.int64))
+    ordered = np.sort(number)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if repeated.size:
+        n_dup = int(mpans.size - np.unique(ordered).size)
+        return f"mpan must be unique, got {n_dup} duplicate(s), e.g. {int(repeated[0]):013d}"
+    return None
+
+
 def validate_meter_cube(ds: xr.Dataset, where: str = "cube", name: str = "energy") -> None:
     """Check that ``ds`` is a meter cube as documented in this module.
 
@@ -461,13 +491,9 @@ def validate_meter_cube(ds: xr.Dataset, where: str = "cube", name: str = "energy
     mp = ds["mpan"]
     if not _is_str(mp):
         fail(f"mpan must hold strings, got dtype {mp.dtype}")
-    mp_s = pd.Series(np.asarray(mp.values, dtype=str))
-    dup = mp_s[mp_s.duplicated()]
-    if len(dup):
-        fail(f"mpan must be unique, got {len(dup)} duplicate(s), e.g. {dup.iloc[0]}")
-    not_core = ~mp_s.str.fullmatch(r"\d{13}")
-    if not_core.any():
-        fail(f"mpan must be 13-digit MPAN cores, got {str(mp_s[not_core].iloc[0])!r}")
+    problem = _mpan_core_problem(np.asarray(mp.values, dtype=str))
+    if problem:
+        fail(problem)
     for coord, (kind, allowed, attrs) in STANDING_COORDS.items():
         if coord not in ds.coords:
             fail(f"standing coordinate {coord!r} is missing; expected {list(STANDING_COORDS)}")
