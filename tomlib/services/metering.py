@@ -125,6 +125,43 @@ FAULTS = (
 )
 
 _PERIOD_NS = np.timedelta64(30 * 60 * 10**9, "ns")
+#: pandas' default string dtype (Arrow-backed "str"), the dtype of every text column of the tables.
+_STR = pd.array([], dtype="str").dtype
+
+
+def _labels(labels, codes) -> pd.api.extensions.ExtensionArray:
+    """``pd.array(labels[codes], dtype="str")`` without converting every row: the few distinct labels
+    are converted once and gathered (an Arrow take), which is what makes the tables cheap to build."""
+    return pd.array(np.asarray(labels).astype(str), dtype="str").take(np.asarray(codes, dtype=np.intp))
+
+
+def _text(x, n: int) -> pd.api.extensions.ExtensionArray:
+    """A "str" column of ``n`` rows from a scalar (repeated), a "str" array (as is) or an array."""
+    if np.ndim(x) == 0:
+        return _labels([str(x)], np.zeros(n, dtype=np.intp))
+    if _is_str_array(x):
+        return x
+    return pd.array(np.asarray(x).astype(str), dtype="str")
+
+
+def _is_str_array(x) -> bool:
+    """Whether ``x`` is a pandas "str" array without missing values (gathering from it gives what
+    converting its numpy text would give)."""
+    return isinstance(x, pd.api.extensions.ExtensionArray) and x.dtype == _STR and not x.isna().any()
+
+
+def _take_text(frame: pd.DataFrame, column: str, rows: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Rows of a text column as a "str" array: an Arrow take when the column already is one."""
+    values = frame[column].array
+    if _is_str_array(values):
+        return values.take(np.asarray(rows, dtype=np.intp))
+    return pd.array(frame[column].to_numpy(dtype=str)[rows], dtype="str")
+
+
+def _tight(text: np.ndarray) -> np.ndarray:
+    """Text array in the narrowest ``<U`` width holding it (as numpy gives for converted text)."""
+    width = int(np.char.str_len(text).max()) if text.size else 1
+    return text.astype(f"<U{max(width, 1)}")
 
 
 def rng_stream(seed: int, service_key: int, stream: int) -> np.random.Generator:
@@ -289,30 +326,50 @@ def tpr_active(tprs, times) -> np.ndarray:
         ranges, half-hour index ``start_index <= k < end_index``.
     """
     t = pd.DatetimeIndex(pd.to_datetime(np.asarray(times).ravel()))
-    regimes = time_pattern_regimes()
-    ci = clock_intervals()
+    regimes = _regimes(DATA_DIR / "ssc_tpr_regimes.csv")
+    intervals = _interval_table(DATA_DIR / "ssc_tpr_clock_intervals.csv")
     clocks = {}
     if len(t):
         utc_day = t.normalize()
-        clocks["Y"] = (utc_day, ((t - utc_day) // cal.PERIOD).to_numpy().astype(np.int64))
         local_day, _ = cal.from_utc(t)
-        clocks["N"] = (pd.DatetimeIndex(local_day), np.asarray(cal.local_clock_index(t), dtype=np.int64))
+        for name, day, k in (
+            ("Y", utc_day, ((t - utc_day) // cal.PERIOD).to_numpy().astype(np.int64)),
+            ("N", pd.DatetimeIndex(local_day), np.asarray(cal.local_clock_index(t), dtype=np.int64)),
+        ):
+            clocks[name] = (day.day_of_week.to_numpy() + 1, (day.month * 100 + day.day).to_numpy(), k)
     out = np.zeros((len(tprs), len(t)), dtype=bool)
-    for i, tpr in enumerate(tprs):
+    for i, tpr in enumerate(tprs):  # a handful of TPRs; their clock intervals at once
         tpr = str(tpr)
         if tpr not in regimes.index:
             raise ValueError(f"TPR {tpr!r} is not in ssc_tpr_regimes.csv")
         if regimes.loc[tpr, "teleswitch_clock"] != "C":
             raise ValueError(f"TPR {tpr} is teleswitched: its active periods are not fixed clock times")
-        if not len(t):
+        if not len(t) or tpr not in intervals:
             continue
-        day, k = clocks[str(regimes.loc[tpr, "gmt_indicator"])]
-        dow = day.day_of_week.to_numpy() + 1
-        md = (day.month * 100 + day.day).to_numpy()
-        for row in ci[ci["tpr"] == tpr].itertuples():
-            lo, hi = row.start_month * 100 + row.start_day, row.end_month * 100 + row.end_day
-            in_dates = (md >= lo) & (md <= hi) if lo <= hi else (md >= lo) | (md <= hi)
-            out[i] |= (dow == row.day_of_week) & in_dates & (k >= row.start_index) & (k < row.end_index)
+        dow, md, k = clocks[str(regimes.loc[tpr, "gmt_indicator"])]
+        day_of_week, lo, hi, start, end = (c[:, None] for c in intervals[tpr])  # (interval, 1)
+        in_dates = np.where(lo <= hi, (md >= lo) & (md <= hi), (md >= lo) | (md <= hi))
+        out[i] = ((dow == day_of_week) & in_dates & (k >= start) & (k < end)).any(axis=0)
+    return out
+
+
+@lru_cache(maxsize=4)
+def _interval_table(path: Path) -> dict[str, tuple[np.ndarray, ...]]:
+    """Clock intervals per TPR as arrays: day of week, start and end (month * 100 + day), start and
+    end half-hour index."""
+    ci = _intervals(path)
+    out = {}
+    for tpr, rows in ci.groupby(ci["tpr"].to_numpy(dtype=str), sort=False):
+        out[str(tpr)] = tuple(
+            rows[c].to_numpy(dtype=np.int64) if isinstance(c, str) else c(rows)
+            for c in (
+                "day_of_week",
+                lambda r: (r["start_month"] * 100 + r["start_day"]).to_numpy(dtype=np.int64),
+                lambda r: (r["end_month"] * 100 + r["end_day"]).to_numpy(dtype=np.int64),
+                "start_index",
+                "end_index",
+            )
+        )
     return out
 
 
@@ -470,12 +527,57 @@ class Metering:
     @property
     def dcc_mpans(self) -> np.ndarray:
         """MPANs whose meters are DCC-enrolled (HH retrieval), sorted."""
-        return np.unique(self.meters.loc[self.meters["dcc_enrolled"], "mpan"].to_numpy(dtype=str))
+        return self._mpans_where(True)
 
     @property
     def read_mpans(self) -> np.ndarray:
         """MPANs read by hand (traditional meters and smart meters in traditional mode), sorted."""
-        return np.unique(self.meters.loc[~self.meters["dcc_enrolled"], "mpan"].to_numpy(dtype=str))
+        return self._mpans_where(False)
+
+    def _mpans_where(self, enrolled: bool) -> np.ndarray:
+        """Sorted distinct MPANs of the meters whose ``dcc_enrolled`` is ``enrolled``."""
+        return self._mpan_subset(self._keys(), enrolled)[1]
+
+    def _mpan_subset(self, keys: _MeterKeys, enrolled: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (of ``keys``) and sorted distinct MPANs of the meters whose ``dcc_enrolled`` is
+        ``enrolled``."""
+        flag = self.meters["dcc_enrolled"]
+        if flag.dtype != bool:  # anything but a plain bool column: pandas decides, as it always did
+            sel = flag if enrolled else ~flag
+            mpans = np.unique(self.meters.loc[sel, "mpan"].to_numpy(dtype=str))
+            return keys.mpan_codes(mpans), mpans
+        sel = flag.to_numpy() if enrolled else ~flag.to_numpy()
+        # codes are positions in the sorted distinct MPANs: distinct codes in order = np.unique
+        codes = np.flatnonzero(np.bincount(keys.meter_mpan[sel], minlength=keys.mpans.size) > 0)
+        return codes, _tight(keys.mpans[codes])
+
+    def _keys(self) -> _MeterKeys:
+        """Integer keys of the current tables (derived again when a key column changed)."""
+        sources = tuple(_arrow_source(f, c) for f, c in ((self.meters, "mpan"), (self.meters, "meter_id"),
+                                                          (self.registers, "mpan"), (self.registers, "meter_id")))
+        held = self.__dict__.get("_key_index")
+        if held is not None and all(a is not None and a is b for a, b in zip(sources, held.sources, strict=True)):
+            return held
+        meter_mpan = self.meters["mpan"].to_numpy(dtype=str)
+        reg_mpan = self.registers["mpan"].to_numpy(dtype=str)
+        mpans, codes = np.unique(np.concatenate([meter_mpan, reg_mpan]), return_inverse=True)
+        codes = codes.reshape(-1).astype(np.int64)
+        keys = _MeterKeys(sources, mpans, codes[: meter_mpan.size], codes[meter_mpan.size :])
+        self.__dict__["_key_index"] = keys
+        return keys
+
+    def _register_meters(self, keys: _MeterKeys) -> np.ndarray:
+        """Meter row of each register (-1 where its (mpan, meter_id) is not a meter)."""
+        if keys.reg_meter is None:
+            from tomlib.services._processing_keys import lookup
+
+            meters, reg = self.meters, self.registers
+            # integer-coded join: the same as reindexing on (mpan, meter_id), error on a repeated meter
+            keys.reg_meter = lookup(
+                [meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)],
+                [reg["mpan"].to_numpy(dtype=str), reg["meter_id"].to_numpy(dtype=str)],
+            )
+        return keys.reg_meter
 
     def boundary_index(self, at, what: str = "read_at") -> np.ndarray:
         """Index into :attr:`boundaries` of instants that must be period boundaries of the window."""
@@ -533,26 +635,64 @@ class Metering:
         rows : ndarray of int
             Positions in :attr:`registers`; an MPAN with an n-register meter gives n rows.
         """
-        from tomlib.services._processing_keys import lookup, pairs_on
-
         mp = np.asarray(mpans).astype(str).ravel()
+        keys = self._keys()
+        return self._rows_in_service(keys, keys.mpan_codes(mp), at)
+
+    def _rows_in_service(self, keys: _MeterKeys, codes: np.ndarray, at) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`rows_in_service` of (MPAN code, instant) pairs (codes of ``keys``, -1 = unknown MPAN)."""
         at = np.asarray(pd.to_datetime(np.asarray(at).ravel()), dtype="datetime64[ns]")
-        reg = self.registers
         meters = self.meters
-        reg_mpan = reg["mpan"].to_numpy(dtype=str)
-        # the meter of each register (integer-coded join: the same as reindexing on (mpan, meter_id))
-        m_of_reg = lookup([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)],
-                          [reg_mpan, reg["meter_id"].to_numpy(dtype=str)])
+        m_of_reg = self._register_meters(keys)
         nat = np.datetime64("NaT", "ns")
         inst = np.where(m_of_reg >= 0, meters["installed_at"].to_numpy(dtype="datetime64[ns]")[m_of_reg], nat) \
-            if len(meters) else np.full(len(reg), nat)
+            if len(meters) else np.full(len(m_of_reg), nat)
         rem = np.where(m_of_reg >= 0, meters["removed_at"].to_numpy(dtype="datetime64[ns]")[m_of_reg], nat) \
-            if len(meters) else np.full(len(reg), nat)
+            if len(meters) else np.full(len(m_of_reg), nat)
         rem = np.where(np.isnat(rem), np.datetime64("2262-01-01", "ns"), rem)
-        e, r = pairs_on(mp, reg_mpan)  # every register of each event's MPAN
+        # every register of each event's MPAN, by event then register row (registers grouped by MPAN)
+        known = codes >= 0
+        count = np.where(known, keys.reg_count[np.maximum(codes, 0)], 0)
+        e = np.repeat(np.arange(codes.size, dtype=np.int64), count)
+        offset = np.arange(e.size, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        r = keys.reg_order[keys.reg_start[codes[e]] + offset].astype(np.int64)
         ok = (inst[r] <= at[e]) & (at[e] < rem[r])
-        order = np.lexsort((r[ok], e[ok]))
-        return e[ok][order], r[ok][order]
+        return e[ok], r[ok]
+
+
+def _arrow_source(frame: pd.DataFrame, column: str):
+    """The immutable Arrow data behind a text column (None when not Arrow-backed): a new table or any
+    change to the column gives new Arrow data, so holding it tells whether derived keys still hold."""
+    return getattr(frame[column].array, "_pa_array", None)
+
+
+class _MeterKeys:
+    """Integer keys of the MPANs, meters and registers of a :class:`Metering` (private).
+
+    pandas keeps text columns as Arrow strings; joining on them means converting to numpy text and
+    sorting or hashing it at every call. The keys are derived once per table version instead: the
+    sorted distinct MPANs (code = position), each meter's and register's MPAN code, the registers
+    grouped by MPAN and, once asked for, each register's meter row. ``sources`` holds the Arrow data
+    they were derived from (see :meth:`Metering._keys`).
+    """
+
+    def __init__(self, sources, mpans, meter_mpan, reg_mpan, reg_meter=None, market_rows=None):
+        self.sources = sources
+        self.market_rows = market_rows  # row of each MPAN in the market it was built from (unchecked)
+        self.mpans = mpans
+        self.meter_mpan = meter_mpan
+        self.reg_mpan = reg_mpan
+        self.reg_meter = reg_meter
+        self.reg_order = np.argsort(reg_mpan, kind="stable")
+        self.reg_count = np.bincount(reg_mpan, minlength=mpans.size).astype(np.int64)
+        self.reg_start = np.cumsum(self.reg_count) - self.reg_count
+
+    def mpan_codes(self, mpans: np.ndarray) -> np.ndarray:
+        """Code of each MPAN (text), -1 for an MPAN without meters or registers."""
+        if not self.mpans.size:
+            return np.full(mpans.size, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.mpans, mpans), self.mpans.size - 1)
+        return np.where(self.mpans[pos] == mpans, pos, -1).astype(np.int64)
 
 
 def empty_reads() -> pd.DataFrame:
@@ -581,16 +721,16 @@ def _read_frame(
 
     return pd.DataFrame(
         {
-            "mpan": pd.array(full(mpan).astype(str), dtype="str"),
-            "meter_id": pd.array(full(meter_id).astype(str), dtype="str"),
-            "register_id": pd.array(full(register_id).astype(str), dtype="str"),
+            "mpan": _text(mpan, n),
+            "meter_id": _text(meter_id, n),
+            "register_id": _text(register_id, n),
             "read_at": full(read_at).astype("datetime64[ns]"),
             "value": full(value).astype(np.float64),
-            "read_type": pd.array(full(read_type).astype(str), dtype="str"),
+            "read_type": _text(read_type, n),
             "available_at": full(available_at).astype("datetime64[ns]"),
             "true_value": full(true_value).astype(np.float64),
             "true_rollovers": full(true_rollovers).astype(np.int64),
-            "fault": pd.array(full(fault).astype(str), dtype="str"),
+            "fault": _text(fault, n),
         }
     )
 
@@ -608,10 +748,36 @@ def _meter_ids(rng: np.random.Generator, smart: np.ndarray) -> np.ndarray:
     """Unique meter serials (<= 10 characters): traditional ``A12B 34567``, smart ``21P0123456``."""
     n = smart.size
     u = rng.choice(10**7, size=n, replace=False)
-    yy = np.char.zfill((u % 100).astype(str), 2)
     letters = np.array(list("DEFLMS"))
     l1 = letters[rng.integers(0, letters.size, n)]
     l2 = np.array(list("ABCDE"))[rng.integers(0, 5, n)]
+    if not n:  # (the character-wise build below needs rows)
+        return _meter_ids_text(u, l1, l2, smart)
+    # Ten characters per serial written as code points: both layouts are exactly 10 long, so the
+    # serials are built as a (n, 10) table and read as <U10 without per-string formatting.
+    yy = _digit_points(u % 100, 2)
+    out = np.empty((n, 10), dtype=np.uint32)
+    out[:, 0] = l1.view(np.uint32)
+    out[:, 1:3] = yy
+    out[:, 3] = l2.view(np.uint32)
+    out[:, 4] = ord(" ")
+    out[:, 5:10] = _digit_points(u // 100, 5)
+    sm = np.empty((n, 10), dtype=np.uint32)
+    sm[:, 0:2] = yy
+    sm[:, 2] = ord("P")
+    sm[:, 3:10] = _digit_points(u, 7)
+    out[smart] = sm[smart]
+    return out.view("<U10").reshape(n)
+
+
+def _digit_points(values: np.ndarray, width: int) -> np.ndarray:
+    """Code points of the decimal digits of non-negative integers below 10**width, zero-padded."""
+    places = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    return ((values.astype(np.int64)[:, None] // places) % 10 + ord("0")).astype(np.uint32)
+
+
+def _meter_ids_text(u, l1, l2, smart) -> np.ndarray:
+    yy = np.char.zfill((u % 100).astype(str), 2)
     trad = np.char.add(
         np.char.add(np.char.add(l1, yy), np.char.add(l2, " ")), np.char.zfill((u // 100).astype(str), 5)
     )
@@ -733,14 +899,20 @@ def build_metering(
     removed_at = np.full(n_m, np.datetime64("NaT"), dtype="datetime64[ns]")
     removed_at[ex_idx] = exchanged_at
 
+    # Text columns: each distinct value converted to an Arrow string once, then gathered by position.
+    mpan_text = pd.array(mpans, dtype="str")
+    meter_text = pd.array(meter_id, dtype="str")
+    ssc_list, ssc_code = np.unique(ssc, return_inverse=True)
+    ssc_code = ssc_code.reshape(-1)
+    mq_list, mq_code = np.unique(mq, return_inverse=True)
     meters = pd.DataFrame(
         {
-            "mpan": pd.array(mpans[m_pos], dtype="str"),
-            "meter_id": pd.array(meter_id, dtype="str"),
-            "meter_type": pd.array(np.where(smart[m_pos], "smart", "traditional"), dtype="str"),
+            "mpan": mpan_text.take(m_pos),
+            "meter_id": meter_text,
+            "meter_type": _labels(["traditional", "smart"], smart[m_pos].astype(np.intp)),
             "dcc_enrolled": dcc[m_pos],
-            "ssc": pd.array(ssc[m_pos], dtype="str"),
-            "measurement_quantity": pd.array(mq[m_pos], dtype="str"),
+            "ssc": _labels(ssc_list, ssc_code[m_pos]),
+            "measurement_quantity": _labels(mq_list, mq_code.reshape(-1)[m_pos]),
             "digits": digits,
             "installed_at": installed_at,
             "removed_at": removed_at,
@@ -748,20 +920,19 @@ def build_metering(
     )
 
     # Registers: one per TPR of the SSC; slot k of an MPAN is shared by its old and new meter.
-    ssc_list = np.unique(ssc)
     ssc_tprs = {s: ssc_registers(s) for s in ssc_list}
     width = max((len(t) for t in ssc_tprs.values()), default=1)
     tpr_table = np.full((ssc_list.size, width), "", dtype="<U5")  # (ssc, register position) -> TPR
     for i, s in enumerate(ssc_list):
         tpr_table[i, : len(ssc_tprs[s])] = ssc_tprs[s]
-    ssc_code = np.searchsorted(ssc_list, ssc)
     n_reg = (tpr_table != "").sum(axis=1)[ssc_code].astype(np.int64)
     slot_start = np.concatenate([[0], np.cumsum(n_reg)])[:-1]
     reg_meter = np.repeat(np.arange(n_m), n_reg[m_pos])
     reg_k = np.arange(reg_meter.size) - np.repeat(np.cumsum(n_reg[m_pos]) - n_reg[m_pos], n_reg[m_pos])
     reg_mpan_pos = m_pos[reg_meter]
     reg_slot = slot_start[reg_mpan_pos] + reg_k
-    reg_tpr = tpr_table[ssc_code[reg_mpan_pos], reg_k].astype(str)
+    reg_table_pos = ssc_code[reg_mpan_pos] * width + reg_k  # position in tpr_table.ravel()
+    reg_tpr = tpr_table.ravel()[reg_table_pos].astype(str)
     n_slots = int(n_reg.sum())
     slot_mpan_pos = np.repeat(np.arange(n), n_reg)
     slot_tpr = np.empty(n_slots, dtype=object)
@@ -802,12 +973,13 @@ def build_metering(
     frac = rng_n.uniform(0.1, 0.9, reg_meter.size)
     start_value[near] = modulus[near] - frac[near] * window_energy[near]
 
+    reg_number, reg_number_code = np.unique(reg_k + 1, return_inverse=True)
     registers = pd.DataFrame(
         {
-            "mpan": pd.array(mpans[reg_mpan_pos], dtype="str"),
-            "meter_id": pd.array(meter_id[reg_meter], dtype="str"),
-            "register_id": pd.array(np.char.zfill((reg_k + 1).astype(str), 2), dtype="str"),
-            "tpr": pd.array(reg_tpr, dtype="str"),
+            "mpan": mpan_text.take(reg_mpan_pos),
+            "meter_id": meter_text.take(reg_meter),
+            "register_id": _labels(np.char.zfill(reg_number.astype(str), 2), reg_number_code.reshape(-1)),
+            "tpr": _labels(tpr_table.ravel(), reg_table_pos),
             "digits": digits[reg_meter],
             "slot": reg_slot.astype(np.int64),
             "true_start_at": start_at.astype("datetime64[ns]"),
@@ -830,9 +1002,9 @@ def build_metering(
     )
     exchanges = pd.DataFrame(
         {
-            "mpan": pd.array(mpans[ex_idx], dtype="str"),
-            "old_meter_id": pd.array(meter_id[ex_idx], dtype="str"),
-            "new_meter_id": pd.array(meter_id[n:], dtype="str"),
+            "mpan": mpan_text.take(ex_idx),
+            "old_meter_id": meter_text.take(ex_idx),
+            "new_meter_id": meter_text.take(np.arange(n, n_m)),
             "exchanged_at": exchanged_at.astype("datetime64[ns]"),
         }
     )
@@ -852,30 +1024,45 @@ def build_metering(
             "n_near_rollover": int(near.sum()),
         },
     )
-    result.exchange_reads = _exchange_reads(result, seed)
+    # Keys of the tables as built (MPAN code = rank of the MPAN among the segment's sorted MPANs).
+    rank = np.argsort(mpans, kind="stable")
+    distinct = np.r_[True, mpans[rank][1:] != mpans[rank][:-1]] if n else np.zeros(0, dtype=bool)
+    code_of_pos = np.empty(n, dtype=np.int64)
+    code_of_pos[rank] = np.cumsum(distinct) - 1
+    result.__dict__["_key_index"] = _MeterKeys(
+        tuple(_arrow_source(f, c) for f, c in ((meters, "mpan"), (meters, "meter_id"),
+                                              (registers, "mpan"), (registers, "meter_id"))),
+        mpans[rank][distinct], code_of_pos[m_pos], code_of_pos[reg_mpan_pos], reg_meter.astype(np.int64),
+        sel[rank][distinct])
+    old_meter = np.zeros(n_m, dtype=bool)
+    old_meter[ex_idx] = True
+    at_of_pos = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    at_of_pos[ex_idx] = exchanged_at
+    old_rows = np.flatnonzero(old_meter[reg_meter])
+    new_rows = np.flatnonzero(is_new[reg_meter])
+    rows = np.concatenate([old_rows, new_rows])
+    result.exchange_reads = _exchange_reads(result, seed, old_rows.size, rows, at_of_pos[reg_mpan_pos[rows]])
     return result
 
 
-def _exchange_reads(m: Metering, seed: int) -> pd.DataFrame:
-    """Removal read of the old meter and installation read of the new one, per exchange."""
+def _exchange_reads(m: Metering, seed: int, n_old: int, rows: np.ndarray, at: np.ndarray) -> pd.DataFrame:
+    """Removal read of the old meter and installation read of the new one, per exchange.
+
+    ``rows``: register rows of the old meters (the first ``n_old``), then of the new ones, each in
+    table order; ``at``: the exchange instant of each.
+    """
     if not len(m.exchanges):
         return empty_reads()
     reg = m.registers
-    meter_key = reg["meter_id"].to_numpy(dtype=str)
-    old_rows = np.flatnonzero(np.isin(meter_key, m.exchanges["old_meter_id"].to_numpy(dtype=str)))
-    new_rows = np.flatnonzero(np.isin(meter_key, m.exchanges["new_meter_id"].to_numpy(dtype=str)))
-    ex = m.exchanges.set_index("mpan")["exchanged_at"]
-    rows = np.concatenate([old_rows, new_rows])
-    at = ex.reindex(reg["mpan"].to_numpy(dtype=str)[rows]).to_numpy(dtype="datetime64[ns]")
     true = m.true_value(rows, at)
     shown, wraps = m.displayed(rows, true)
     lo, hi = m.config.exchange_read_delay_hours
     delay = (_rng(seed, "exchange_delay").uniform(lo, hi, rows.size) * 3600e9).astype("timedelta64[ns]")
-    read_type = np.where(np.arange(rows.size) < old_rows.size, "removal", "installation")
+    read_type = np.where(np.arange(rows.size) < n_old, "removal", "installation")
     out = _read_frame(
-        reg["mpan"].to_numpy(dtype=str)[rows],
-        meter_key[rows],
-        reg["register_id"].to_numpy(dtype=str)[rows],
+        _take_text(reg, "mpan", rows),
+        _take_text(reg, "meter_id", rows),
+        _take_text(reg, "register_id", rows),
         at,
         shown,
         read_type,

@@ -44,7 +44,15 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import calendar as cal
-from tomlib.services.metering import Metering, _read_frame, empty_reads, normalise_config, rng_stream
+from tomlib.services.metering import (
+    Metering,
+    _labels,
+    _read_frame,
+    _take_text,
+    empty_reads,
+    normalise_config,
+    rng_stream,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -240,7 +248,8 @@ def retrieve(
     if config is None or not isinstance(config, RetrievalConfig):
         config = RetrievalConfig.from_scenario(config)
     seed = int(metering.seed if seed is None else seed)
-    mpans = metering.dcc_mpans
+    keys = metering._keys()
+    codes, mpans = metering._mpan_subset(keys, True)  # MPAN codes (for register joins) and MPANs
     n = mpans.size
     times = pd.DatetimeIndex(market.meters["time"].to_numpy())
     dates, _ = cal.from_utc(times)
@@ -249,7 +258,7 @@ def retrieve(
     day_of_t = days.get_indexer(dates)
     day_start = np.searchsorted(day_of_t, np.arange(n_d))
     day_len = np.diff(np.append(day_start, len(times)))
-    energy_true = market.meters["energy"].sel(mpan=mpans).to_numpy() if n else np.zeros((0, len(times)))
+    energy_true = _energy_of(market, metering, keys, codes, mpans) if n else np.zeros((0, len(times)))
 
     # Attempts: R + 1 per day; attempt day a = d + 1 + k (UTC days after the first settlement day).
     r = int(config.retry_days)
@@ -276,8 +285,8 @@ def retrieve(
     attempt_day = np.where(backfill, np.broadcast_to(spell_end[:, None], (n, n_d)), attempt_day)
     attempts = np.where(backfill, r + 2, attempts)
     retrieved = got | backfill
-    outcome = np.where(
-        backfill, "backfill", np.where(~got, "gave_up", np.where(first == 0, "first_attempt", "retry"))
+    outcome = np.where(  # position in OUTCOMES
+        backfill, 2, np.where(~got, 3, np.where(first == 0, 0, 1))
     )
 
     # When it arrived: attempt hour, plus a late delay for a share of the retrieved days.
@@ -327,12 +336,13 @@ def retrieve(
     )
     hh["time"].attrs.update({"timezone": "UTC", "label": "start", "period": "PT30M"})
 
+    mpan_text = pd.array(mpans, dtype="str")
     day_table = pd.DataFrame(
         {
-            "mpan": pd.array(np.repeat(mpans, n_d), dtype="str"),
+            "mpan": mpan_text.take(np.repeat(np.arange(n), n_d)),
             "settlement_date": np.tile(days.to_numpy(), n),
             "attempts": attempts.ravel().astype(np.int64),
-            "outcome": pd.array(outcome.ravel().astype(str), dtype="str"),
+            "outcome": _labels(OUTCOMES, outcome.ravel()),
             "comms_failure": comms.ravel(),
             "late": late.ravel(),
             "available_at": avail.ravel(),
@@ -340,12 +350,12 @@ def retrieve(
     )
     spells = pd.DataFrame(
         {
-            "mpan": pd.array(mpans[has_spell], dtype="str"),
+            "mpan": mpan_text.take(np.flatnonzero(has_spell)),
             "start": base + spell_start[has_spell] * _DAY,
             "end": base + spell_end[has_spell] * _DAY,
         }
     )
-    reads = _register_reads(metering, mpans, days, retrieved, avail)
+    reads = _register_reads(metering, keys, codes, days, retrieved, avail)
     return Retrieval(
         hh=hh,
         days=day_table,
@@ -456,23 +466,38 @@ def _fault_frame(mpan, time, fault, true_energy, delivered_energy, available_at)
     )
 
 
-def _register_reads(metering: Metering, mpans, days, retrieved, avail) -> pd.DataFrame:
-    """End-of-day register reads of every retrieved MPAN-day."""
+def _energy_of(market, metering: Metering, keys, codes, mpans) -> np.ndarray:
+    """True energy of the MPANs [kWh per period]: ``market.meters["energy"].sel(mpan=mpans)``, by
+    position when the metering was built on this market's MPAN axis (checked), else by label."""
+    energy = market.meters["energy"]
+    rows = keys.market_rows
+    axis = market.meters["mpan"].to_numpy()
+    if rows is not None and energy.dims[0] == "mpan" and rows.size and int(rows.max()) < axis.size \
+            and market.meters.indexes["mpan"].is_unique:
+        pos = rows[codes]
+        if (axis[pos] == mpans).all():
+            return energy.to_numpy()[pos]
+    return energy.sel(mpan=mpans).to_numpy()
+
+
+def _register_reads(metering: Metering, keys, codes, days, retrieved, avail) -> pd.DataFrame:
+    """End-of-day register reads of every retrieved MPAN-day (MPANs as codes of ``keys``)."""
     m, d = np.nonzero(retrieved)
     if m.size == 0:
         return empty_reads()
-    end_of_day = cal.to_utc(days[np.minimum(d + 1, len(days) - 1)], 1).to_numpy().copy()
+    next_day = np.minimum(np.arange(len(days)) + 1, len(days) - 1)
+    end_of_day = cal.to_utc(days[next_day], 1).to_numpy()[d]  # per day once, then per MPAN-day
     last = d == len(days) - 1
     end_of_day[last] = metering.boundaries[-1]
-    event, rows = metering.rows_in_service(mpans[m], end_of_day)
+    event, rows = metering._rows_in_service(keys, codes[m], end_of_day)
     at = end_of_day[event]
     true = metering.true_value(rows, at)
     shown, wraps = metering.displayed(rows, true)
     reg = metering.registers
     out = _read_frame(
-        reg["mpan"].to_numpy(dtype=str)[rows],
-        reg["meter_id"].to_numpy(dtype=str)[rows],
-        reg["register_id"].to_numpy(dtype=str)[rows],
+        _take_text(reg, "mpan", rows),
+        _take_text(reg, "meter_id", rows),
+        _take_text(reg, "register_id", rows),
         at,
         shown,
         "remote",
