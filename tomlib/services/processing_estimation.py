@@ -32,6 +32,7 @@ import xarray as xr
 
 from tomlib import calendar as cal
 from tomlib import reference
+from tomlib.services._processing_keys import _codes
 
 __all__ = [
     "CATEGORY_KEYS",
@@ -86,13 +87,37 @@ def _national(labels: np.ndarray) -> np.ndarray:
     return np.char.add("*|", np.char.partition(labels.astype(str), "|")[:, 2]).astype(str)
 
 
-def _grouping(labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sorted unique labels, row order that sorts the labels, start of each label in that order)."""
+def _label_codes(labels) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique labels, position of each label among them): ``np.unique(labels,
+    return_inverse=True)``, hashing the labels packed into integers
+    (:func:`tomlib.services._processing_keys._codes`) and sorting only the distinct ones."""
     lab = np.asarray(labels).astype(str)
-    cats, codes = np.unique(lab, return_inverse=True)
+    if lab.size == 0:
+        return lab.copy(), np.zeros(0, dtype=np.int64)
+    codes, n = _codes(lab)  # dense codes in order of first appearance
+    _, first = np.unique(codes, return_index=True)
+    distinct = lab[first]
+    by_label = np.argsort(distinct, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_label] = np.arange(n)
+    return distinct[by_label], rank[codes]
+
+
+def _grouping_of(cats: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(cats.size))
     return cats, order, starts
+
+
+def _grouping(labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted unique labels, row order that sorts the labels, start of each label in that order)."""
+    return _grouping_of(*_label_codes(labels))
+
+
+def _gathered(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values[order]``; a 2-D one laid out column-major, so that ``np.add.reduceat`` along the rows
+    sums each column's contiguous run (the same sums, several times quicker than over rows)."""
+    return values.T[:, order].T if values.ndim == 2 else values[order]
 
 
 def group_sum(labels: np.ndarray, values: np.ndarray, grouping=None) -> tuple[np.ndarray, np.ndarray]:
@@ -106,17 +131,30 @@ def group_sum(labels: np.ndarray, values: np.ndarray, grouping=None) -> tuple[np
     v = np.asarray(values, dtype=float)
     if cats.size == 0:
         return cats, np.zeros((0,) + v.shape[1:])
-    return cats, np.add.reduceat(v[order], starts, axis=0)
+    return cats, np.add.reduceat(_gathered(v, order), starts, axis=0)
 
 
-def _mean_by(labels, values, valid, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per label and period: mean of valid values, count, and mean of ``weights`` over the valid cells."""
-    g = _grouping(labels)
-    cats, n = group_sum(labels, valid, g)
-    _, total = group_sum(labels, np.where(valid, values, 0.0), g)
+def _mean_by(labels, values, valid, weights=None, grouping=None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per label and period: mean of valid values, count, and mean of ``weights`` over the valid cells.
+
+    The rows are gathered in label order once (column-major); the counts are summed as integers
+    (exact in any order), the values as :func:`group_sum` sums them.
+    """
+    cats, order, starts = grouping if grouping is not None else _grouping(labels)
+    v = np.asarray(values, dtype=float)
+    if cats.size == 0:
+        empty = np.zeros((0,) + v.shape[1:])
+        return cats, empty, empty, (empty if weights is not None else None)
+    ok = _gathered(np.asarray(valid, dtype=bool), order)
+    n = np.add.reduceat(ok, starts, axis=0, dtype=np.int64).astype(float)
+    total = np.add.reduceat(np.where(ok, _gathered(v, order), 0.0), starts, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n
-        w = group_sum(labels, np.where(valid, weights[:, None], 0.0), g)[1] / n if weights is not None else None
+        if weights is None:
+            return cats, mean, n, None
+        wg = np.asarray(weights, dtype=float)[order]
+        w = np.add.reduceat(np.where(ok.T, wg[None, :], 0.0).T, starts, axis=0) / n
     return cats, mean, n, w
 
 
@@ -215,10 +253,12 @@ def interim_load_shapes(energy, valid, category, times, annual_consumption, *, i
     ok &= np.isfinite(ac)[:, None] & (ac > 0)[:, None]
     if include is not None:
         ok &= np.asarray(include, dtype=bool)[:, None]
-    cats, mean, n, total = _mean_by(lab, e, ok, ac)
-    nat_lab = _national(lab)
-    nat_cats, nat_mean, nat_n, nat_total = _mean_by(nat_lab, e, ok, ac)
-    to_nat = pd.Index(nat_cats).get_indexer(_national(cats))
+    cats, codes = _label_codes(lab)
+    # national categories: of the distinct labels only, then by row through the category
+    nat_cats, to_nat = np.unique(_national(cats), return_inverse=True)
+    to_nat = to_nat.reshape(-1)
+    _, mean, n, total = _mean_by(None, e, ok, ac, grouping=_grouping_of(cats, codes))
+    _, nat_mean, nat_n, nat_total = _mean_by(None, e, ok, ac, grouping=_grouping_of(nat_cats, to_nat[codes]))
     own = n >= min_mpans
     nat = ~own & (nat_n[to_nat] >= min_mpans)
     r = np.where(own, mean / total, np.where(nat, nat_mean[to_nat] / nat_total[to_nat], np.nan))
@@ -235,7 +275,7 @@ def interim_load_shapes(energy, valid, category, times, annual_consumption, *, i
     r = np.where(missing, last, r)
     annual = np.where(own, total, np.where(nat, nat_total[to_nat], np.nan))
     # cells filled from a profile keep a level: the category's mean annual consumption behind its data
-    cat_ac = pd.Series(ac).groupby(lab).mean().reindex(cats).to_numpy()
+    cat_ac = pd.Series(ac).groupby(codes).mean().reindex(np.arange(cats.size)).to_numpy()
     annual = np.where(np.isfinite(annual), annual, cat_ac[:, None])
     annual = np.where(np.isfinite(annual), annual, 1.0)
     da = xr.DataArray(
@@ -439,12 +479,20 @@ def shaped_spans(spans: pd.DataFrame, ratio_by_register: np.ndarray, active: np.
     cell_span : ndarray of int (n_register, n_time)
         Row of ``spans`` whose advance filled each cell, -1 elsewhere.
     """
-    reg = spans["register"].to_numpy(dtype=np.int64)
+    reg_all = spans["register"].to_numpy(dtype=np.int64)
     b1 = spans["b1"].to_numpy(dtype=np.int64)
     b2 = spans["b2"].to_numpy(dtype=np.int64)
     adv = spans["advance"].to_numpy(dtype=float)
-    n_r, n_t = active.shape
-    n_s = reg.size
+    n_r_all, n_t = np.shape(active)
+    n_s = reg_all.size
+    # only the rows of registers with a span hold anything: work on those (in register order, so every
+    # sum below adds the same values in the same order), put them back in the full arrays at the end
+    rows = np.unique(reg_all)
+    reg = np.searchsorted(rows, reg_all)
+    n_r = rows.size
+    active = np.asarray(active, dtype=bool)[rows]
+    known_by_register = np.asarray(known_by_register)[rows]
+    ratio_by_register = np.asarray(ratio_by_register)[rows]
     known = np.isfinite(known_by_register) & active
     unknown = active & ~known
     ratio = np.where(np.isfinite(ratio_by_register), ratio_by_register, 0.0)
@@ -477,9 +525,9 @@ def shaped_spans(spans: pd.DataFrame, ratio_by_register: np.ndarray, active: np.
         out["rate"] = np.where(w_all > 0, adv / w_all, np.nan)
     out["status"] = pd.array(status, dtype="str")
     if n_s == 0:
-        return np.full((n_r, n_t), np.nan), out, cell_span
+        return np.full((n_r_all, n_t), np.nan), out, np.full((n_r_all, n_t), -1, dtype=np.int64)
     s = np.maximum(cell_span, 0)
-    use = inside & unknown & (status[s] == "shaped")
+    use = inside & unknown & (status == "shaped")[s]
     s_use = cell_span[use]
     # shares of the span's largest shape value (no overflow however small the shape), flat if all 0;
     # normalised per span, then scaled: the periods of a span sum to its remainder
@@ -490,7 +538,11 @@ def shaped_spans(spans: pd.DataFrame, ratio_by_register: np.ndarray, active: np.
     total = np.bincount(s_use, weights=share[use], minlength=n_s)
     values = np.full((n_r, n_t), np.nan)
     values[use] = share[use] / total[s_use] * remainder[s_use]
-    return values, out, np.where(use, cell_span, -1)
+    values_all = np.full((n_r_all, n_t), np.nan)
+    values_all[rows] = values
+    cell_all = np.full((n_r_all, n_t), -1, dtype=np.int64)
+    cell_all[rows] = np.where(use, cell_span, -1)
+    return values_all, out, cell_all
 
 
 def read_rate_history(spans: pd.DataFrame, ratio_by_register: np.ndarray, active: np.ndarray,
@@ -578,6 +630,14 @@ def hh_history(energy: np.ndarray, valid: np.ndarray, times, region_of_mpan, *, 
     n_d = days.size
     k = cal.local_clock_index(times)
     col = d_idx * 48 + k
+    if n_d == 1 and np.unique(k).size == n_t:
+        # one settlement day without a repeated clock half hour: each (day, half hour) holds one period,
+        # so the mean below is of one value per cell -- computed in place, without spreading the values
+        # over the 48 clock half hours and gathering them back (the same quotients)
+        c1 = np.zeros((m, n_t))
+        c1[:] = valid
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(c1 >= min_values, e / c1, np.nan)
     v = np.zeros((m, n_d * 48))
     c = np.zeros((m, n_d * 48))
     # each (day, clock half hour) once, except the repeated hour of a 50-period day: assign, then add
