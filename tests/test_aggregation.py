@@ -277,18 +277,17 @@ def _cells(draw):
     n_groups = draw(st.integers(1, 6))
     group = rng.integers(0, n_groups, 2 * n + 1)  # last entry: the group of event -1
     actual = draw(st.sampled_from([agg.ACTUAL_QUALITY, ("A",), ("E", "A2")]))
-    block = draw(st.sampled_from([1, 7, 100, 1 << 16]))  # block edges inside and across groups
-    return energy, quality, event, group, n_groups, actual, block
+    return energy, quality, event, group, n_groups, actual
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=_cells())
-def test_sorted_segment_sums_equal_a_naive_groupby(case):
+def test_compiled_group_sums_equal_a_naive_groupby(case):
     """The hot path of aggregate() = a pandas groupby of every cell by (group of its event, class, period)."""
-    energy, quality, event, group, n_groups, actual, block = case
+    energy, quality, event, group, n_groups, actual = case
     n, n_t = quality.shape
     sums, counts, missing, missing_bin = agg._group_class_sums(
-        energy, quality, agg._actual_ranges(actual), event, group, n_groups, block_cells=block)
+        energy, quality, agg._actual_ranges(actual), event, group, n_groups)
     codes = np.array([Q[x] for x in actual])
     cls = np.where(np.isin(quality, codes), 0, np.where(quality == Q["MISSING"], 2, 1))
     long = pd.DataFrame({"g": group[event].ravel(), "cls": cls.ravel(), "t": np.tile(np.arange(n_t), n),

@@ -29,16 +29,16 @@ Hot path
 --------
 Each registration event belongs to one MPAN, so the key of a cell -- (GSP group, class (MQ,
 segment), domestic, supplier/BM unit pair, LLFC, actual/estimated/missing) -- is the *group* of
-its event plus its quality class; the event groups are compacted once (a few thousand). Over the
-dense MPAN x period array, a sorted segment sum (:func:`_group_class_sums`): the MPANs whose
-registration does not change in the run are sorted by group once, then gathered block by block
-into cache-sized buffers and reduced along the MPAN axis per group -- actual energy as energy x
-actual mask, estimated as the rest, counts as sums of the mask; missing cells (rare) are listed
-for the defaults, and the few rows whose registration changes take a per-cell ``np.bincount``. No
-per-cell key array, no pandas groupby. Losses need no per-cell LLF lookup: the LLFC is part of the
-key, so each group's energy is multiplied by its LLF - 1 afterwards. De-energised and unregistered
-cells fall in pseudo-groups that are counted, not aggregated. Sums equal a cell-by-cell sum up to
-summation order (blocks add partial sums; ~1e-16 relative); counts and statuses exactly.
+its event plus its quality class; the event groups are compacted once (a few hundred per block).
+Over the dense MPAN x period array, one compiled pass (:func:`_group_class_sums`, numba): each cell
+of a row whose registration does not change in the run adds its energy to its group's actual or
+estimated sum and counts itself; the few rows whose registration changes take a per-cell
+``np.bincount``; missing cells (rare) are listed for the defaults. No per-cell key array, no sort,
+no pandas groupby. Losses need no per-cell LLF lookup: the LLFC is part of the key, so each
+group's energy is multiplied by its LLF - 1 afterwards. De-energised and unregistered cells fall
+in pseudo-groups that are counted, not aggregated. Sums equal a cell-by-cell sum in MPAN order
+up to where the changing rows are added (summation order, ~1e-16 relative); counts and statuses
+exactly.
 :func:`bench_inputs` builds synthetic inputs of a given size for the benchmark.
 """
 
@@ -373,13 +373,7 @@ def _events_of(registration: RegistrationInForce, mpans: np.ndarray, n_t: int) -
     return out
 
 
-#: Cells per block of the hot path: its scratch arrays (three float64, four uint8/bool) then stay
-#: within a core's L2 cache while a block is worked on.
-_BLOCK_CELLS = 1 << 16
-
-
-def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, group: np.ndarray, n_groups: int,
-                      block_cells: int = _BLOCK_CELLS):
+def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, group: np.ndarray, n_groups: int):
     """Energy sums and cell counts per (event group, quality class, period) of an MPAN x period cube.
 
     Parameters
@@ -411,18 +405,15 @@ def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, gr
 
     Notes
     -----
-    The sorted segment sum: the rows (MPANs) whose registration is the same all run are sorted by
-    group once (a stable argsort of n_mpan small integers); then, block by block of at most
-    ``block_cells`` cells, their energy and quality rows are gathered into cache-sized buffers and
-    each run of one group is reduced along the MPAN axis (``sum(axis=0)``: a sequential, vectorised
-    add of rows) -- actual energy as energy x actual mask, estimated as the rest, counts as uint16
-    sums of the masks. Per cell that is a gather, a handful of byte compares, one multiply and
-    subtract, and the reductions, all in cache: no per-cell key, no scattered writes. Missing cells
-    (rare) are listed sparsely for the defaults; rows whose registration changes within the run
-    take a per-cell bincount. Within a group the rows are added in MPAN order, so a sum differs
-    from a plain loop only by where a group crosses a block edge (summation order, ~1e-16
-    relative).
+    The rows (MPANs) whose registration is the same all run -- nearly all -- go through one
+    compiled pass over the cube (:func:`tomlib.services._aggregation_kernel.steady_row_sums`): per
+    cell a table lookup of its quality, a select and four adds into its row's group, in row order
+    (within a group the rows are added in MPAN order, as a plain loop would). Missing cells (rare)
+    are listed from one byte compare over the quality codes for the defaults; rows whose
+    registration changes within the run take a per-cell bincount.
     """
+    from tomlib.services._aggregation_kernel import steady_row_sums
+
     energy = np.asarray(energy)
     n, n_t = quality.shape
     sums = np.zeros((n_groups, 3, n_t))
@@ -435,61 +426,19 @@ def _group_class_sums(energy, quality: np.ndarray, ranges, event: np.ndarray, gr
     steady = first == event[:, -1]
     g_row = np.asarray(group, dtype=np.int64)[first]
     rows = np.flatnonzero(steady)
-    order = rows[np.argsort(g_row[rows], kind="stable")]
-    g_sorted = g_row[order]
-
-    step = max(1, min(block_cells // n_t, np.iinfo(np.uint16).max))  # uint16 counts per block
-    rows_b = min(step, max(order.size, 1))
-    e_buf, w_buf, v_buf = (np.empty((rows_b, n_t)) for _ in range(3))
-    raw = None if energy.dtype == np.float64 else np.empty((rows_b, n_t), dtype=energy.dtype)
-    q_buf = np.empty((rows_b, n_t), dtype=quality.dtype)
-    a_buf, m_buf = np.empty((rows_b, n_t), dtype=bool), np.empty((rows_b, n_t), dtype=bool)
-    # runs of one group in the sorted rows, also cut at block edges; those of block b are
-    # segments[first[b]:first[b + 1]] (Python lists: the loop below only reads them)
-    edges = np.union1d(np.flatnonzero(g_sorted[1:] != g_sorted[:-1]) + 1, np.arange(step, order.size, step))
-    starts, ends = np.r_[0, edges], np.r_[edges, order.size]
-    first = np.searchsorted(starts // step, np.arange(-(-order.size // step) + 1)).tolist()
-    segments = list(zip(starts.tolist(), ends.tolist(), g_sorted[starts].tolist())) if order.size else []
-    miss_cells, miss_bins = [], []
-    for b, s in enumerate(range(0, order.size, step)):
-        idx = order[s:s + step]
-        k = idx.size
-        e, q, act, miss = e_buf[:k], q_buf[:k], a_buf[:k], m_buf[:k]
-        if raw is None:
-            np.take(energy, idx, axis=0, out=e, mode="clip")  # mode="clip": unbuffered; idx is in range
-        else:
-            np.take(energy, idx, axis=0, out=raw[:k], mode="clip")
-            np.copyto(e, raw[:k])
-        np.take(quality, idx, axis=0, out=q, mode="clip")
-        _is_actual(q, ranges, act, miss)
-        np.equal(q, cube.MISSING, out=miss)
-        if miss.any():  # rare: listed for the defaults, and their NaN zeroed for the products below
-            flat = np.flatnonzero(miss)
-            e.ravel()[flat] = 0.0
-            r = flat // n_t
-            t = flat - r * n_t
-            miss_cells.append(idx[r] * n_t + t)
-            miss_bins.append((g_sorted[s + r] * 3 + 2) * n_t + t)
-        mixed = not act.all()
-        if mixed:  # actual energy = energy x mask; estimated = the rest (exact: a cell is in one)
-            w_act = np.multiply(e, act.view(np.uint8), out=w_buf[:k])
-            w_est = np.subtract(e, w_act, out=v_buf[:k])
-        else:
-            w_act = e
-        for lo, hi, g in segments[first[b]:first[b + 1]]:  # the groups of this block: one or a few
-            lo, hi = lo - s, hi - s
-            sums[g, 0] += w_act[lo:hi].sum(axis=0)
-            if mixed:
-                sums[g, 1] += w_est[lo:hi].sum(axis=0)
-                counts[g, 0] += np.add.reduce(act[lo:hi].view(np.uint8), axis=0, dtype=np.uint16)
-            else:
-                counts[g, 0] += hi - lo
-    missing = np.concatenate(miss_cells) if miss_cells else none
-    missing_bin = np.concatenate(miss_bins) if miss_bins else none
-    counts += np.bincount(missing_bin, minlength=size).reshape(counts.shape)
+    actual_codes = np.zeros(256, dtype=bool)
+    for lo, hi in ranges:  # a few ranges of DI-083 codes
+        actual_codes[lo:hi + 1] = True
+    sums[:, 0], sums[:, 1], counts[:, 0], counts[:, 2] = steady_row_sums(
+        energy, quality, actual_codes, cube.MISSING, rows, g_row[rows], n_groups)
     # estimated = the rest of each group's rows
     counts[:, 1] = np.bincount(g_row[rows], minlength=n_groups)[:, None] - counts[:, 0] - counts[:, 2]
     sums[:, 2][counts[:, 2] > 0] = np.nan  # as a plain sum over the missing cells' NaN would give
+    missing = np.flatnonzero(quality.ravel() == cube.MISSING)
+    m_row = missing // n_t
+    missing = missing[steady[m_row]]
+    m_row = missing // n_t
+    missing_bin = (g_row[m_row] * 3 + 2) * n_t + (missing - m_row * n_t)
 
     varying = np.flatnonzero(~steady)
     if varying.size:  # registration changes within the run: a key per cell
