@@ -114,10 +114,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from tomlib.scale import bench as scale_bench
 
         options = {"block_mpans": args.block_mpans, "workers": args.workers, "memory_limit": args.memory_limit,
-                   "scheduler": args.scheduler, "data_root": args.data_root}
+                   "scheduler": args.scheduler, "data_root": args.data_root, "store_market": args.with_store}
         for key, wanted, rows_of in (("scale", args.scale, lambda: scale_bench.run(args.scale_sizes, **options)),
-                                     ("gb_day", args.gb, lambda: scale_bench.gb_day(args.gb_scenario, store_market=args.gb_store,
-                                                                                    **options))):
+                                     ("gb_day", args.gb, lambda: scale_bench.gb_day(args.gb_scenario, **options))):
             if wanted:
                 rows = rows_of()
                 scale_bench.merge_into(args.out, rows, key=key)
@@ -225,9 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chunked engine sizes in MPAN-days (one settlement day each)")
     p.add_argument("--gb", action="store_true", help="also the GB day end to end (30 million MPANs; long)")
     p.add_argument("--gb-scenario", default="gb", help="scenario of the GB day (gb, gb_spring, gb_autumn)")
-    p.add_argument("--gb-store", action="store_true",
-                   help="GB day as tom generate (market store written) + tom settle (store read), instead of one "
-                        "pass in which each block task generates and settles its block")
+    p.add_argument("--with-store", action="store_true",
+                   help="--scale / --gb as tom generate (market store written) + tom settle (store read), instead "
+                        "of one pass in which each block task generates and settles its block")
     p.add_argument("--data-root", default=str(DATA_ROOT), help="chunked: folder of the temporary market stores")
     scale_args(p, engine=False)
     p.set_defaults(func=_cmd_bench)

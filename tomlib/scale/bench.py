@@ -12,18 +12,22 @@ of solar homes come on top (about 1.4 %); meter-periods count every MPAN x perio
 
 What is measured, per size
 --------------------------
-- ``tom generate`` (:func:`tomlib.scale.generate.generate_store`) and ``tom settle --run SF``
-  (:func:`tomlib.scale.settle.settle_chunked`, reading that store) on a local cluster of
-  ``workers`` processes: wall time [s] and the peak resident memory of the whole process tree
-  (driver, scheduler, nannies, workers; :class:`~tomlib.scale.cluster.PeakMemory`) [bytes];
+- by default one pass: ``tom settle --run SF`` with no market store
+  (:func:`tomlib.scale.settle.settle_chunked`), each block task generating its block's market from
+  its seed and settling it -- the whole chain, truth included; with ``store_market``
+  (``tom bench --with-store``) ``tom generate`` (:func:`tomlib.scale.generate.generate_store`)
+  and ``tom settle`` reading that store, timed apart;
+- on a local cluster of ``workers`` processes: wall time [s] and the peak resident memory of the
+  whole process tree (driver, scheduler, nannies, workers; :class:`~tomlib.scale.cluster.PeakMemory`)
+  [bytes];
 - per stage of the block tasks (:data:`tomlib.scale.settle.STAGES`): CPU seconds summed over the
   blocks (one core's worth of work; on a shared machine steadier than wall time), meter-periods
   per CPU second, and the largest worker RSS seen during the stage [bytes];
 - linearity: cost per MPAN-day at each size over that at the smallest, and a least-squares fit
   ``wall = a + b x N``.
 
-The GB day runs the same two commands on the ``gb`` scenario (30 million MPANs), then checks one
-block of the result against the in-memory path (:func:`tomlib.scale.settle.check_sample`).
+The GB day runs the same on the ``gb`` scenario (30 million MPANs), then checks one block of the
+result against the in-memory path (:func:`tomlib.scale.settle.check_sample`).
 """
 
 from __future__ import annotations
@@ -223,13 +227,16 @@ def warm_up() -> None:
 
 def run(sizes=SIZES, *, block_mpans: int = DEFAULT_BLOCK_MPANS, workers: int = DEFAULT_WORKERS,
         memory_limit: str = DEFAULT_MEMORY_LIMIT, scheduler: str | None = None, data_root: str | Path = "data",
-        keep: bool = False, log=print) -> list[ScaleRow]:
+        keep: bool = False, store_market: bool = False, log=print) -> list[ScaleRow]:
     """Rows of the chunked engine at each size (module docstring).
 
     Parameters
     ----------
     sizes : sequence of int
         MPAN-days.
+    store_market : bool
+        Write the market store and settle from it (``tom generate`` + ``tom settle``), instead of
+        one pass in which each block task generates and settles its block.
     block_mpans, workers, memory_limit, scheduler
         As ``tom generate`` / ``tom settle``.
     data_root : path
@@ -250,7 +257,7 @@ def run(sizes=SIZES, *, block_mpans: int = DEFAULT_BLOCK_MPANS, workers: int = D
             for size in sizes:  # three sizes
                 log(f"{size:,} MPAN-days on {runner.description}")
                 rows += _one(size_scenario(int(size)), int(size), root, runner=runner, block_mpans=block_mpans,
-                             log=log)
+                             store_market=store_market, log=log)
                 if not keep:
                     shutil.rmtree(root / f"bench_{int(size)}", ignore_errors=True)
     finally:
