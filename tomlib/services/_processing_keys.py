@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pandas.errors import InvalidIndexError
 
-__all__ = ["joint_codes", "lookup", "pairs_on"]
+__all__ = ["joint_codes", "key_codes", "lookup", "pairs_on", "str_codes"]
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -69,13 +69,110 @@ def joint_codes(left, right) -> tuple[np.ndarray, np.ndarray, int]:
     return combined[:n_left], combined[n_left:], size
 
 
+def _ascii_rows(values) -> np.ndarray | None:
+    """The characters of each string as a zero-padded row of bytes (n, width), or None.
+
+    For numpy unicode arrays and Arrow-backed pandas strings (pandas 3 ``str``; read from the Arrow
+    buffers, no conversion to Python or numpy strings) whose characters are all ASCII and that have
+    no missing value; anything else gives None. Equal strings give equal rows and (as numpy
+    strings compare) trailing NULs do not count.
+    """
+    if isinstance(values, pd.Series):
+        values = values.array
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind != "U":
+            return None
+        width = values.dtype.itemsize // 4
+        points = np.ascontiguousarray(values).view(np.uint32).reshape(values.size, width)
+        if points.size and int(points.max()) >= 128:
+            return None
+        return points.astype(np.uint8)
+    if not hasattr(values, "__arrow_array__"):
+        return None
+    import pyarrow as pa
+
+    arr = values.__arrow_array__()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    large = pa.types.is_large_string(arr.type)
+    if not (large or pa.types.is_string(arr.type)) or arr.null_count:
+        return None
+    n = len(arr)
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64 if large else np.int32)[arr.offset:arr.offset + n + 1]
+    offsets = offsets.astype(np.int64)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    chars = data[offsets[0]:offsets[-1]] if n else data[:0]
+    if chars.size and int(chars.max()) >= 128:
+        return None
+    lengths = np.diff(offsets)
+    width = int(lengths.max()) if n else 0
+    if n and (lengths == width).all():
+        return chars.reshape(n, width)
+    rows = np.zeros((n, width), dtype=np.uint8)
+    row = np.repeat(np.arange(n), lengths)
+    rows[row, np.arange(chars.size) - (offsets[:-1] - offsets[0])[row]] = chars
+    return rows
+
+
+def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
+    """Integer codes of the key tuples of two tables of ASCII string columns (equal tuples, equal
+    codes), from their bytes packed eight to a 64-bit word; None when a column is not such strings."""
+    parts = []
+    for a, b in zip(left, right):  # a few key columns
+        ra, rb = _ascii_rows(a), _ascii_rows(b)
+        if ra is None or rb is None:
+            return None
+        parts.append((ra, rb))
+    n_left = len(parts[0][0])
+    # every column padded to one width on both sides, side by side, so a row's bytes are its key tuple
+    widths = [max(ra.shape[1], rb.shape[1], 1) for ra, rb in parts]
+    total = -(-sum(widths) // 8) * 8
+    packed = np.zeros((n_left + len(parts[0][1]), total), dtype=np.uint8)
+    at = 0
+    for (ra, rb), w in zip(parts, widths):
+        packed[:n_left, at:at + ra.shape[1]] = ra
+        packed[n_left:, at:at + rb.shape[1]] = rb
+        at += w
+    words = packed.view(np.uint64)
+    codes, uniques = pd.factorize(words[:, 0])
+    for k in range(1, words.shape[1]):  # two or three words for (MPAN, meter, register)
+        more, more_uniques = pd.factorize(words[:, k])
+        codes, uniques = pd.factorize(codes.astype(np.int64) * len(more_uniques) + more)
+    codes = codes.astype(np.int64)
+    return codes[:n_left], codes[n_left:]
+
+
+def _as_numpy(column):
+    return column.to_numpy(dtype=str) if isinstance(column, pd.Series) and not (
+        pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)) else column
+
+
+def key_codes(left, right) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the rows of two tables of key columns, equal codes for equal key tuples.
+
+    Like :func:`joint_codes` (without the code count; the codes themselves differ), but columns may
+    also be pandas Series: ASCII string columns (MPANs, meter and register ids) are coded from their
+    bytes without converting pandas' Arrow strings to numpy; anything else as ``joint_codes`` codes
+    them (string Series through ``to_numpy(dtype=str)``).
+    """
+    if len(left) != len(right) or not left:
+        raise ValueError("joint_codes: give the same number (at least one) of key columns on both sides")
+    fast = _fast_codes(left, right)
+    if fast is not None:
+        return fast
+    lk, rk, _ = joint_codes([_as_numpy(c) for c in left], [_as_numpy(c) for c in right])
+    return lk, rk
+
+
 def lookup(left, right) -> np.ndarray:
     """Row of ``left`` holding each row's key of ``right``, -1 where none.
 
     The same as ``pd.MultiIndex.from_arrays(left).get_indexer(pd.MultiIndex.from_arrays(right))``,
-    including the error when ``left`` has a key twice.
+    including the error when ``left`` has a key twice. Columns are numpy arrays or pandas Series
+    (string Series compare as their ``to_numpy(dtype=str)``), coded by :func:`key_codes`.
     """
-    lk, rk, _ = joint_codes(left, right)
+    lk, rk = key_codes(left, right)
     index = pd.Index(lk)
     if not index.is_unique:
         raise InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
@@ -100,3 +197,23 @@ def pairs_on(left_key, right_key) -> tuple[np.ndarray, np.ndarray]:
     offset = np.arange(left_rows.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     right_rows = order[np.repeat(lo, counts) + offset].astype(np.int64)
     return left_rows, right_rows
+
+
+def str_codes(column) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values as numpy strings) of a column: ``distinct[codes]`` equals
+    ``np.asarray(column.to_numpy()).astype(str)`` (width included), distinct values in order of first
+    appearance.
+
+    For standing data (GSP group, connection type, measurement quantity, ...): a few distinct values
+    over ~10^5 MPANs, so pandas' factorize (Arrow-native for pandas 3 strings) then converting the
+    distinct values is much quicker than converting every row.
+    """
+    values = column if isinstance(column, pd.Series) else pd.Series(np.asarray(column), copy=False)
+    if len(values) == 0 or not pd.api.types.is_string_dtype(values.dtype) or values.isna().any():
+        # numbers (numpy's width for them), missing values (their rendering): convert every row
+        strings = np.asarray(values.to_numpy()).astype(str)
+        codes, uniques = pd.factorize(strings)
+        return codes.astype(np.int64), strings[np.unique(codes, return_index=True)[1]] if strings.size \
+            else strings
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object).astype(str)

@@ -94,10 +94,11 @@ from tomlib import cube, reference
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
-from tomlib.services._processing_keys import joint_codes, lookup
+from tomlib.services._processing_keys import joint_codes, key_codes, lookup, str_codes
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
     DAYS_PER_YEAR,
+    _label_codes,
     INTERIM_SOURCE,
     category_labels,
     expected_cumulative,
@@ -315,7 +316,7 @@ class SmartData:
             raise ValueError("SmartData.times must be contiguous 30-minute period starts (UTC)")
         if len(self.standing) != m or not (np.asarray(self.standing.index).astype(str) == self.mpans).all():
             raise ValueError("SmartData.standing must be indexed by mpans, in the same order")
-        reg_codes, mpan_codes, _ = joint_codes([self.registers["mpan"].to_numpy(dtype=str)], [self.mpans])
+        reg_codes, mpan_codes = key_codes(_str_keys(self.registers, ["mpan"]), [self.mpans])
         unknown = ~np.isin(reg_codes, mpan_codes)
         if unknown.any():
             raise ValueError(f"SmartData.registers: MPAN {self.registers['mpan'].to_numpy(dtype=str)[unknown][0]} "
@@ -565,20 +566,32 @@ class Processed:
     counts: dict[str, float]
 
 
+def _is(column, value: str) -> np.ndarray:
+    """Rows of a standing column whose text is ``value`` (compared on its few distinct values)."""
+    codes, distinct = str_codes(column)
+    return (distinct == value)[codes]
+
+
 def _kind_defaults(standing: pd.DataFrame, cfg: ProcessingConfig) -> np.ndarray:
     d = dict(cfg.default_annual_consumption)
-    export = standing["measurement_quantity"].to_numpy().astype(str) == "AE"
+    export = _is(standing["measurement_quantity"], "AE")
     dom = standing["domestic"].to_numpy(dtype=bool)
     return np.where(export, d["export"], np.where(dom, d["domestic"], d["non_domestic"]))
 
 
 def _regions(gsp_group) -> np.ndarray:
-    table = reference.gsp_groups()["region"]
-    g = np.asarray(gsp_group).astype(str)
-    out = table.reindex(g).to_numpy()
+    codes, groups = str_codes(gsp_group)  # groups in order of first appearance: the error names the first row's
+    out = reference.gsp_groups()["region"].reindex(groups).to_numpy()
     if pd.isna(out).any():
-        raise ValueError(f"unknown GSP group {g[pd.isna(out)][0]!r}")
-    return out.astype(str)
+        raise ValueError(f"unknown GSP group {groups[pd.isna(out)][0]!r}")
+    return out.astype(str)[codes]
+
+
+def _str_keys(frame: pd.DataFrame, columns) -> list:
+    """Key columns for :func:`lookup`: string columns as they are (coded from their bytes), any other as
+    the text ``to_numpy(dtype=str)`` gives."""
+    return [frame[c] if pd.api.types.is_string_dtype(frame[c].dtype) else frame[c].to_numpy(dtype=str)
+            for c in columns]
 
 
 def _reads_rejected(reads: pd.DataFrame, reason: np.ndarray, field_name: np.ndarray) -> pd.DataFrame:
@@ -619,20 +632,21 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     times = data.times
     st = data.standing
     hh = np.asarray(data.hh, dtype=float)
-    mq = st["measurement_quantity"].to_numpy().astype(str)
+    import_ = _is(st["measurement_quantity"], "AI")
     ac = st["annual_consumption"].to_numpy(dtype=float)
     counts: dict[str, float] = {}
 
     # 2. HH validation
     capacity = st["solar_capacity"].to_numpy(dtype=float) if "solar_capacity" in st else None
-    max_e = physical_maximum(st["connection_type"], mq, capacity, dict(cfg.max_kw_by_connection_type))
-    linked = (st["linked_mpan"].to_numpy().astype(str) != "") if "linked_mpan" in st else np.zeros(m, bool)
-    generation = (mq == "AI") & linked  # import net of on-site generation
-    hh_reason = validate_hh(hh, max_energy=max_e, zero_run_rows=(mq == "AI") & ~generation,
+    max_e = physical_maximum(st["connection_type"], st["measurement_quantity"], capacity,
+                             dict(cfg.max_kw_by_connection_type))
+    linked = ~_is(st["linked_mpan"], "") if "linked_mpan" in st else np.zeros(m, bool)
+    generation = import_ & linked  # import net of on-site generation
+    hh_reason = validate_hh(hh, max_energy=max_e, zero_run_rows=import_ & ~generation,
                             energised=data.energised, min_zero_run=cfg.min_zero_run,
                             max_zero_share=cfg.max_zero_share)
     dups = data.duplicates
-    d_row = lookup([data.mpans], [dups["mpan"].to_numpy(dtype=str)])
+    d_row = lookup([data.mpans], _str_keys(dups, ["mpan"]))
     d_col = pd.Index(times).get_indexer(pd.DatetimeIndex(dups["time"].to_numpy(dtype="datetime64[ns]")))
     inside = (d_row >= 0) & (d_col >= 0)
     if not inside.all():
@@ -649,21 +663,21 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     region = _regions(st["gsp_group"])
     interim = shapes is None
     if interim:
+        # the most common region (the first in sorted order on a tie, as pandas' mode gives)
+        names, of_row = _label_codes(region)
+        main_region = str(names[np.argmax(np.bincount(of_row))]) if m else "england_wales"
         shapes = interim_load_shapes(hh, valid, cat, times, ac, include=~generation,
-                                     min_mpans=cfg.min_mpans_per_category,
-                                     region=str(pd.Series(region).mode().iloc[0]) if m else "england_wales")
+                                     min_mpans=cfg.min_mpans_per_category, region=main_region)
     ratio = shape_ratio(shapes, cat, times, hh, valid & ~generation[:, None], ac)
 
     # 4. register reads
     regs = data.registers
-    reg_mpan = lookup([data.mpans], [regs["mpan"].to_numpy(dtype=str)])
+    reg_mpan = lookup([data.mpans], _str_keys(regs, ["mpan"]))
     active = data.active if data.active is not None else register_activity(regs, times)
     reads = data.reads.reset_index(drop=True)
     n_reads = len(reads)
-    reg_of_read = lookup([regs["mpan"].to_numpy(dtype=str), regs["meter_id"].to_numpy(dtype=str),
-                          regs["register_id"].to_numpy(dtype=str)],
-                         [reads["mpan"].to_numpy(dtype=str), reads["meter_id"].to_numpy(dtype=str),
-                          reads["register_id"].to_numpy(dtype=str)]) if n_reads else np.zeros(0, dtype=np.int64)
+    key = ["mpan", "meter_id", "register_id"]
+    reg_of_read = lookup(_str_keys(regs, key), _str_keys(reads, key)) if n_reads else np.zeros(0, dtype=np.int64)
     bounds = np.append(times.to_numpy(), times[-1].to_datetime64() + cal.PERIOD.to_timedelta64()) \
         if n_t else np.zeros(0, dtype="datetime64[ns]")
     read_at = reads["read_at"].to_numpy(dtype="datetime64[ns]")

@@ -32,7 +32,7 @@ import xarray as xr
 
 from tomlib import calendar as cal
 from tomlib import reference
-from tomlib.services._processing_keys import _codes
+from tomlib.services._processing_keys import _codes, str_codes
 
 __all__ = [
     "CATEGORY_KEYS",
@@ -72,12 +72,19 @@ def category_labels(standing: pd.DataFrame) -> np.ndarray:
     missing = [k for k in CATEGORY_KEYS if k not in standing.columns]
     if missing:
         raise ValueError(f"category_labels: standing data lack {missing}")
-    dom = np.where(standing["domestic"].to_numpy(dtype=bool), "D", "N")
-    parts = [standing[k].to_numpy().astype(str) for k in ("gsp_group", "connection_type", "market_segment")]
-    out = parts[0]
-    for p in parts[1:] + [dom, standing["measurement_quantity"].to_numpy().astype(str)]:
-        out = np.char.add(np.char.add(out, "|"), p)
-    return out.astype(str)
+    # each key column as codes into its few distinct values; the labels are joined for the distinct
+    # combinations only (the same strings, of the same width, as joining every row's)
+    coded = [str_codes(standing[k]) for k in ("gsp_group", "connection_type", "market_segment")]
+    coded.append((standing["domestic"].to_numpy(dtype=bool).astype(np.int64), np.array(["N", "D"])))
+    coded.append(str_codes(standing["measurement_quantity"]))
+    combined = np.zeros(len(standing), dtype=np.int64)
+    for codes, distinct in coded:  # five key columns, a handful of values each
+        combined = combined * max(distinct.size, 1) + codes
+    _, first, row_of = np.unique(combined, return_index=True, return_inverse=True)
+    out = coded[0][1][coded[0][0][first]]
+    for codes, distinct in coded[1:]:
+        out = np.char.add(np.char.add(out, "|"), distinct[codes[first]])
+    return out.astype(str)[row_of.reshape(-1)]
 
 
 def _national(labels: np.ndarray) -> np.ndarray:
@@ -323,7 +330,8 @@ def shape_ratio(shapes: xr.DataArray, category, times, energy=None, valid=None,
     if tuple(shapes.dims) != ("category", "time"):
         shapes = shapes.transpose("category", "time")
     cats = np.asarray(shapes["category"].values).astype(str)
-    rows = pd.Index(cats).get_indexer(lab)
+    distinct, code = _label_codes(lab)  # looked up once per distinct label
+    rows = pd.Index(cats).get_indexer(distinct)[code]
     if (rows < 0).any():
         raise ValueError(f"load shapes lack category {lab[rows < 0][0]!r} (have {sorted(set(cats))[:6]} ...)")
     t = np.asarray(pd.DatetimeIndex(times).values, dtype="datetime64[ns]")
@@ -346,6 +354,8 @@ def shape_ratio(shapes: xr.DataArray, category, times, energy=None, valid=None,
         total = np.broadcast_to((num / den).reindex(cats).to_numpy()[:, None], ls.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = ls / total
+    if cols.size == r.shape[1] and (cols == np.arange(cols.size)).all():
+        return r[rows]  # the shape's own periods, in order
     return r[rows][:, cols]
 
 

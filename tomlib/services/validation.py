@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tomlib.services._processing_keys import str_codes
 from tomlib.services.base import REJECTED_COLUMNS
 
 __all__ = [
@@ -100,15 +101,17 @@ def physical_maximum(connection_type, measurement_quantity, capacity_kw=None,
         Naming a connection type that has no maximum.
     """
     table = dict(MAX_KW_BY_CONNECTION_TYPE if max_kw_by_connection_type is None else max_kw_by_connection_type)
-    ct = np.asarray(connection_type).astype(str)
+    # on the few distinct values of each column (rows: codes into them)
+    ct_code, ct = str_codes(connection_type)
     unknown = sorted(set(ct.tolist()) - set(table))
     if unknown:
         raise ValueError(f"physical_maximum: connection type(s) {unknown} have no maximum; expected one of "
                          f"{sorted(table)}")
-    kw = pd.Series(table).reindex(ct).to_numpy(dtype=float)
+    kw = pd.Series(table).reindex(ct).to_numpy(dtype=float)[ct_code]
     if capacity_kw is not None:
         cap = np.asarray(capacity_kw, dtype=float)
-        export = (np.asarray(measurement_quantity).astype(str) == "AE") & np.isfinite(cap) & (cap > 0)
+        mq_code, mq = str_codes(measurement_quantity)
+        export = (mq == "AE")[mq_code] & np.isfinite(cap) & (cap > 0)
         kw = np.where(export, np.minimum(kw, cap * capacity_factor), kw)
     return kw * 0.5
 
