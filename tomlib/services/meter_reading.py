@@ -42,11 +42,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.errors import InvalidIndexError
 
 from tomlib import calendar as cal
 from tomlib import mpan as mpan_mod
 from tomlib.services._processing_keys import joint_codes, lookup
-from tomlib.services.metering import READ_COLUMNS, Metering, _read_frame, normalise_config, rng_stream
+from tomlib.services.metering import (
+    READ_COLUMNS,
+    Metering,
+    _labels,
+    _read_frame,
+    _take_text,
+    _unicode,
+    normalise_config,
+    rng_stream,
+)
 
 __all__ = [
     "REJECT_REASONS",
@@ -85,6 +95,10 @@ REJECT_REASONS = (
     "duplicate",
     "conflicting_duplicate",
 )
+
+#: Values of the ``fault`` column of generated manual reads.
+_FAULT_LABELS = ("", "out_of_order", "duplicate", "future_dated", "unknown_meter", "unknown_mpan",
+                 "transposed_digits", "impossible_value")
 
 _DAY = np.timedelta64(86_400 * 10**9, "ns")
 _SEC = np.timedelta64(10**9, "ns")
@@ -293,7 +307,8 @@ def read_meters(
     if config is None or not isinstance(config, MeterReadingConfig):
         config = MeterReadingConfig.from_scenario(config)
     seed = int(metering.seed if seed is None else seed)
-    mpans = metering.read_mpans
+    keys = metering._keys()
+    codes, mpans = metering._mpan_subset(keys, False)  # MPAN codes (for register joins) and MPANs
     n = mpans.size
     b = metering.boundaries
     times = pd.DatetimeIndex(b[:-1])
@@ -335,13 +350,13 @@ def read_meters(
     keep = np.r_[True, (ev_m[1:] != ev_m[:-1]) | (ev_at[1:] != ev_at[:-1])][: ev_m.size]
     # The meter-exchange visit already reads the meters at its instant.
     ex = metering.exchanges
-    ex_codes, ev_codes, _ = joint_codes([ex["mpan"].to_numpy(dtype=str), ex["exchanged_at"].to_numpy()],
-                                        [mpans[ev_m], ev_at])
+    ex_codes, ev_codes, _ = joint_codes([keys.mpan_codes(_unicode(ex["mpan"])), ex["exchanged_at"].to_numpy()],
+                                        [codes[ev_m], ev_at])
     keep &= ~np.isin(ev_codes, ex_codes)
     ev_m, ev_at, ev_type = ev_m[keep], ev_at[keep], ev_type[keep]
 
     # One row per register of the meter installed at the event.
-    event, rows = metering.rows_in_service(mpans[ev_m], ev_at)
+    event, rows = metering._rows_in_service(keys, codes[ev_m], ev_at)
     at = ev_at[event]
     rtype = ev_type[event]
     true = metering.true_value(rows, at)
@@ -369,10 +384,10 @@ def read_meters(
         avail[mask] = at[mask] + delay_ev[event[mask]]
 
     reg = metering.registers
-    out_mpan = reg["mpan"].to_numpy(dtype=str)[rows].astype(object)
-    out_meter = reg["meter_id"].to_numpy(dtype=str)[rows].astype(object)
-    out_reg = reg["register_id"].to_numpy(dtype=str)[rows]
-    fault = np.full(rows.size, "", dtype=object)
+    out_mpan = _take_text(reg, "mpan", rows)
+    out_meter = _take_text(reg, "meter_id", rows)
+    out_reg = _take_text(reg, "register_id", rows)
+    fault = np.zeros(rows.size, dtype=np.int64)  # position in _FAULT_LABELS
     read_at = at.copy()
 
     # Event faults on actual reads.
@@ -387,17 +402,20 @@ def read_meters(
     row_fault = ev_fault[event]
     for code, name in enumerate(names):
         sel = row_fault == code
-        fault[sel] = name
+        fault[sel] = _FAULT_LABELS.index(name)
     sel = row_fault == 0
     avail[sel] += ev_delay[event[sel]]
     sel = row_fault == 2
     read_at[sel] += 365 * _DAY
-    sel = row_fault == 3
-    out_meter[sel] = [s[0] + "QQ" + s[3:] for s in out_meter[sel]]
+    sel = np.flatnonzero(row_fault == 3)
+    if sel.size:
+        out_meter = out_meter.copy()
+        out_meter[sel] = np.array([s[0] + "QQ" + s[3:] for s in out_meter.take(sel).to_numpy(dtype=str)])
     sel = np.flatnonzero(row_fault == 4)
     if sel.size:
+        out_mpan = out_mpan.copy()
         out_mpan[sel] = _mistype_mpans(
-            out_mpan[sel].astype(str), market.meters["mpan"].to_numpy().astype(str)
+            out_mpan.take(sel).to_numpy(dtype=str), market.meters["mpan"].to_numpy().astype(str)
         )
 
     # Register faults on actual reads without an event fault.
@@ -416,14 +434,14 @@ def read_meters(
     if sel.size:
         new, done = transpose_digits(value[sel], digits[sel], pick[sel])
         value[sel[done]] = new[done]
-        fault[sel[done]] = "transposed_digits"
+        fault[sel[done]] = _FAULT_LABELS.index("transposed_digits")
     sel = free & (u >= rate_t) & (u < rate_t + config.impossible_value_rate)
     value[sel] = value[sel] + extra[sel] * 10.0 ** digits[sel]
-    fault[sel] = "impossible_value"
+    fault[sel] = _FAULT_LABELS.index("impossible_value")
 
     reads = _read_frame(
-        out_mpan.astype(str),
-        out_meter.astype(str),
+        out_mpan,
+        out_meter,
         out_reg,
         read_at,
         value,
@@ -431,7 +449,7 @@ def read_meters(
         avail,
         shown,
         wraps,
-        fault.astype(str),
+        _labels(_FAULT_LABELS, fault),
     )
     # Duplicates: the whole event again, later.
     dup_rows = np.flatnonzero(row_fault == 1)
@@ -443,7 +461,10 @@ def read_meters(
 
     # Exchange reads of these MPANs.
     ex = metering.exchange_reads
-    ex = ex[np.isin(ex["mpan"].to_numpy(dtype=str), mpans)]
+    is_read = np.zeros(keys.mpans.size, dtype=bool)
+    is_read[codes] = True
+    ex_code = keys.mpan_codes(_unicode(ex["mpan"]))
+    ex = ex[(ex_code >= 0) & is_read[np.maximum(ex_code, 0)]]
     reads = pd.concat([reads, ex], ignore_index=True) if len(ex) else reads
     reads = reads.sort_values(
         ["available_at", "mpan", "meter_id", "read_at", "register_id"], kind="stable"
@@ -519,26 +540,27 @@ def _out_of_order(reads: pd.DataFrame) -> np.ndarray:
     """True where a read of the same (mpan, meter, register) with a later read_at arrived earlier."""
     if not len(reads):
         return np.zeros(0, dtype=bool)
-    key = (
-        reads["mpan"].astype(str)
-        + "|"
-        + reads["meter_id"].astype(str)
-        + "|"
-        + reads["register_id"].astype(str)
-    )
+    # (mpan, meter, register) as one integer per read: the groups of the text key, without the text
+    key = np.zeros(len(reads), dtype=np.int64)
+    for column in ("mpan", "meter_id", "register_id"):
+        codes, distinct = pd.factorize(reads[column].astype(str))
+        key = pd.factorize(key * max(len(distinct), 1) + codes)[0]
     df = pd.DataFrame(
         {
-            "key": key.to_numpy(),
+            "key": key,
             "read_at": reads["read_at"].to_numpy(),
             "available_at": reads["available_at"].to_numpy(),
         }
     )
-    g = df.groupby(["key", "read_at"], sort=True)["available_at"].min().reset_index()
+    grouped = df.groupby(["key", "read_at"], sort=True)
+    g = grouped["available_at"].min().reset_index()
     # Earliest arrival among the reads dated strictly later: reverse running minimum, shifted by one.
     g["later_min"] = g.iloc[::-1].groupby("key", sort=False)["available_at"].cummin().iloc[::-1]
     g["later_min"] = g.groupby("key", sort=False)["later_min"].shift(-1)
-    merged = df.merge(g[["key", "read_at", "later_min"]], on=["key", "read_at"], how="left")
-    later = merged["later_min"].to_numpy(dtype="datetime64[ns]")
+    group = grouped.ngroup().to_numpy(dtype=float)  # NaN: a read without read_at is in no group
+    in_group = np.isfinite(group) & (group >= 0)
+    later = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[ns]")
+    later[in_group] = g["later_min"].to_numpy(dtype="datetime64[ns]")[group[in_group].astype(np.int64)]
     return ~np.isnat(later) & (later < df["available_at"].to_numpy(dtype="datetime64[ns]"))
 
 
@@ -583,23 +605,25 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
         t = None
         arrived = np.ones(avail.size, dtype=bool)
     later = int((~arrived).sum())
-    df = reads.loc[arrived].copy()
-    df = df.iloc[np.argsort(df["available_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")]
+    # arrival order of the reads that arrived (stable: ties keep the table's order)
+    order = np.flatnonzero(arrived)
+    order = order[np.argsort(avail[order], kind="stable")]
+    df = reads.iloc[order]
     n = len(df)
-    mp = df["mpan"].to_numpy(dtype=str)
-    mid = df["meter_id"].to_numpy(dtype=str)
-    rid = df["register_id"].to_numpy(dtype=str)
-    value = df["value"].to_numpy(dtype=float)
-    read_at = df["read_at"].to_numpy(dtype="datetime64[ns]")
-    av = df["available_at"].to_numpy(dtype="datetime64[ns]")
-    reason = np.full(n, "", dtype=object)
+    mp = _unicode(reads["mpan"])[order]
+    mid = _unicode(reads["meter_id"])[order]
+    rid = _unicode(reads["register_id"])[order]
+    value = reads["value"].to_numpy(dtype=float)[order]
+    read_at = reads["read_at"].to_numpy(dtype="datetime64[ns]")[order]
+    av = avail[order]
+    reason = np.zeros(n, dtype=np.int64)  # 1 + position in REJECT_REASONS, 0 = not refused
     fld = np.full(n, "", dtype=object)
     shown = np.full(n, "", dtype=object)
 
     def flag(mask, why, field_name, source):
         """Give rows not yet refused the reason ``why``; ``source`` holds the offending values."""
-        new = mask & (reason == "")
-        reason[new] = why
+        new = mask & (reason == 0)
+        reason[new] = REJECT_REASONS.index(why) + 1
         fld[new] = field_name
         sel = np.asarray(source)[new]
         if sel.dtype.kind == "M":
@@ -608,20 +632,17 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
             sel = np.array([repr(float(v)) for v in sel], dtype=object)
         shown[new] = sel.astype(str)
 
-    text = pd.Series(mp, dtype="str")
+    text = df["mpan"] if _text_column(df["mpan"]) else pd.Series(mp, dtype="str")
     well_formed = text.str.fullmatch(r"\d{13}").to_numpy(dtype=bool)
     valid = np.zeros(n, dtype=bool)
     if well_formed.any():
         valid[well_formed] = np.asarray(mpan_mod.is_valid(mp[well_formed]), dtype=bool)
     flag(~valid, "invalid_mpan", "mpan", mp)
     meters = metering.meters
-    flag(~np.isin(mp, meters["mpan"].to_numpy(dtype=str)), "unknown_mpan", "mpan", mp)
-    # (mpan, meter) and (mpan, meter, register) joins on integer codes (tomlib.services._processing_keys)
-    m_pos = lookup([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)], [mp, mid])
+    known, m_pos, r_pos = _known(metering, mp, mid, rid)
+    flag(~known, "unknown_mpan", "mpan", mp)
     flag(m_pos < 0, "unknown_meter", "meter_id", mid)
     reg = metering.registers
-    r_pos = lookup([reg["mpan"].to_numpy(dtype=str), reg["meter_id"].to_numpy(dtype=str),
-                    reg["register_id"].to_numpy(dtype=str)], [mp, mid, rid])
     flag(r_pos < 0, "unknown_register", "register_id", rid)
     digits = np.where(r_pos >= 0, reg["digits"].to_numpy()[np.maximum(r_pos, 0)], 99)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -636,27 +657,28 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     rem = np.where(np.isnat(rem), np.datetime64("2262-01-01", "ns"), rem)
     flag((m_pos >= 0) & ((read_at < inst) | (read_at > rem)), "meter_not_installed", "read_at", read_at)
     # Duplicates among the reads that passed so far, in arrival order; the first arrival is kept.
-    ok = reason == ""
-    # a register row stands for its (mpan, meter, register): the same groups, keyed by integers
-    keys = pd.DataFrame({"r": r_pos, "at": read_at, "v": value})[ok]
-    grouped = keys.groupby(["r", "at"], sort=False)
-    ok_idx = np.flatnonzero(ok)
+    # A register row stands for its (mpan, meter, register); reads without read_at are in no group.
+    cand = np.flatnonzero((reason == 0) & ~np.isnat(read_at))
+    by_key = cand[np.lexsort((cand, read_at[cand], r_pos[cand]))]  # by register, read_at, arrival
+    start = np.r_[True, (r_pos[by_key][1:] != r_pos[by_key][:-1])
+                  | (read_at[by_key][1:] != read_at[by_key][:-1])][: by_key.size]
+    first = by_key[np.flatnonzero(start)[np.cumsum(start) - 1]]  # first arrival of each read's group
     repeat = np.zeros(n, dtype=bool)
-    repeat[ok_idx] = grouped.cumcount().to_numpy() > 0
+    repeat[by_key] = ~start
     same = np.zeros(n, dtype=bool)
-    same[ok_idx] = grouped["v"].transform("first").to_numpy() == value[ok]
+    same[by_key] = value[first] == value[by_key]
     flag(repeat & same, "duplicate", "read_at", read_at)
     flag(repeat & ~same, "conflicting_duplicate", "value", value)
 
-    bad = reason != ""
-    accepted = df.loc[~bad].reset_index(drop=True)
-    rej = df.loc[bad]
+    bad = reason != 0
+    accepted = reads.iloc[order[~bad]].reset_index(drop=True)
+    rej = df.iloc[np.flatnonzero(bad)]
     rejected = pd.DataFrame(
         {
             "mpan": pd.array(rej["mpan"].to_numpy(dtype=str), dtype="str"),
             "time": rej["read_at"].to_numpy(dtype="datetime64[ns]"),
             "field": pd.array(fld[bad].astype(str), dtype="str"),
-            "reason": pd.array(reason[bad].astype(str), dtype="str"),
+            "reason": pd.array(np.array(("",) + REJECT_REASONS)[reason[bad]].astype(str), dtype="str"),
             "value": pd.array(shown[bad].astype(str), dtype="str"),
             "meter_id": pd.array(rej["meter_id"].to_numpy(dtype=str), dtype="str"),
             "register_id": pd.array(rej["register_id"].to_numpy(dtype=str), dtype="str"),
@@ -671,11 +693,61 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
         "rejected": float(len(rejected)),
         "not_yet_available": float(later),
     }
-    for why in REJECT_REASONS:
-        checks[f"rejected_{why}"] = float((reason == why).sum())
+    counts = np.bincount(reason, minlength=len(REJECT_REASONS) + 1)
+    for i, why in enumerate(REJECT_REASONS):
+        checks[f"rejected_{why}"] = float(counts[i + 1])
     if checks["accepted"] + checks["rejected"] != checks["in_records"]:
         raise AssertionError("screen_reads: accepted + rejected != in_records")
     return ScreenedReads(accepted=accepted, rejected=rejected, checks=checks)
+
+
+def _text_column(column: pd.Series) -> bool:
+    """Whether a column already is a "str" column without missing values (what converting its numpy
+    text to "str" would give back)."""
+    return column.dtype == "str" and not column.isna().any()
+
+
+def _known(metering: Metering, mp, mid, rid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For reads (text arrays): whether the MPAN has a meter, the meter row of (mpan, meter_id) and
+    the register row of (mpan, meter_id, register_id) (-1 = none).
+
+    Joins on integer codes of the metering's key columns (:class:`~tomlib.services.metering._MeterKeys`);
+    the same as reindexing on the text keys, including the error when the meters or the registers
+    hold a key twice.
+    """
+    keys = metering._keys()
+    codes = [keys.text_codes(metering, c, x) for c, x in (("mpan", mp), ("meter_id", mid), ("register_id", rid))]
+    if any(c is None for c in codes):
+        meters, reg = metering.meters, metering.registers
+        known = np.isin(mp, meters["mpan"].to_numpy(dtype=str))
+        m_pos = lookup([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)], [mp, mid])
+        r_pos = lookup([reg["mpan"].to_numpy(dtype=str), reg["meter_id"].to_numpy(dtype=str),
+                        reg["register_id"].to_numpy(dtype=str)], [mp, mid, rid])
+        return known, m_pos, r_pos
+    mc, ic, rc = codes
+    n_mp, n_id, n_reg = (max(int(keys.distinct(metering, c).size), 1) for c in ("mpan", "meter_id", "register_id"))
+    if n_mp * n_id * n_reg >= 2**62:
+        raise OverflowError("joint_codes: too many distinct key tuples for int64 codes")
+    has_meter = np.bincount(keys.meter_mpan, minlength=keys.mpans.size) > 0
+    known = (mc >= 0) & has_meter[np.maximum(mc, 0)]
+    pair = np.where((mc >= 0) & (ic >= 0), mc * n_id + ic, -1)
+    held = keys.__dict__.setdefault("_joins", {})
+    if "meters" not in held:
+        held["meters"] = _unique_index(keys.meter_mpan * n_id + keys.table_codes(metering, "meter_id"))
+    m_pos = held["meters"].get_indexer(pair)
+    if "registers" not in held:
+        reg_pair = keys.reg_mpan * n_id + keys.table_codes(metering, "register_meter_id")
+        held["registers"] = _unique_index(reg_pair * n_reg + keys.table_codes(metering, "register_id"))
+    triple = np.where((pair >= 0) & (rc >= 0), pair * n_reg + rc, -1)
+    r_pos = held["registers"].get_indexer(triple)
+    return known, m_pos, r_pos
+
+
+def _unique_index(keys: np.ndarray) -> pd.Index:
+    index = pd.Index(keys)
+    if not index.is_unique:
+        raise InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
+    return index
 
 
 def bench_inputs(mpan_days: int = 100_000, days: int = 7, seed: int = 0) -> dict:

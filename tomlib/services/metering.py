@@ -158,6 +158,66 @@ def _take_text(frame: pd.DataFrame, column: str, rows: np.ndarray) -> pd.api.ext
     return pd.array(frame[column].to_numpy(dtype=str)[rows], dtype="str")
 
 
+def _unicode(column) -> np.ndarray:
+    """``column.to_numpy(dtype=str)`` of a text Series or array, read straight from the Arrow buffers
+    when every value has the same number of ASCII characters (MPAN cores, meter serials, register
+    ids): no Python string per row."""
+    values = column.array if isinstance(column, pd.Series) else column
+    data = getattr(values, "_pa_array", None)
+    if data is not None and len(values) and data.null_count == 0:
+        chunk = data.combine_chunks() if hasattr(data, "combine_chunks") else data
+        kind = {"large_string": np.int64, "string": np.int32}.get(str(chunk.type))
+        if kind is not None:
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=kind)[chunk.offset : chunk.offset + len(chunk) + 1]
+            width = int(offsets[1] - offsets[0])
+            if width > 0 and (np.diff(offsets) == width).all():
+                raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+                if raw.max() < 128 and raw.min() > 0:  # ASCII without NUL (numpy drops trailing NULs)
+                    return raw.astype(np.uint32).view(f"<U{width}")  # ASCII byte = code point
+    return np.asarray(column.to_numpy(dtype=str))
+
+
+#: Characters of identifiers packed into integers by :func:`_int_keys`, in code point order after
+#: the padding (0): space, digits, upper and lower case letters.
+_KEY_CHARS = " 0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_KEY_LUT = np.full(128, 255, dtype=np.uint8)
+_KEY_LUT[0] = 0
+_KEY_LUT[np.frombuffer(_KEY_CHARS.encode(), dtype=np.uint8)] = np.arange(1, len(_KEY_CHARS) + 1)
+_DIGIT_LUT = np.full(128, 255, dtype=np.uint8)
+_DIGIT_LUT[0] = 0
+_DIGIT_LUT[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(1, 11)
+
+
+def _int_keys(text: np.ndarray, width: int | None = None) -> np.ndarray | None:
+    """One int64 per identifier, equal for equal text and ordered as the text sorts: digit strings
+    of up to 17 characters in base 11, strings of spaces, digits and letters of up to 10 characters
+    in base 64 (0 = padding past the end). None when the text does not fit either.
+
+    ``width`` (characters, at least the array's) keys two arrays of different widths alike."""
+    if text.dtype.kind != "U":
+        return None
+    have = text.dtype.itemsize // 4
+    w = have if width is None else width
+    if w == 0 or w < have:
+        return None
+    points = np.ascontiguousarray(text).view(np.uint32).reshape(text.size, have)
+    if text.size and int(points.max()) >= 128:
+        return None
+    for lut, base, most in ((_DIGIT_LUT, 11, 17), (_KEY_LUT, 64, 10)):
+        if w > most:
+            continue
+        digits = lut[points]
+        if text.size and int(digits.max()) == 255:
+            continue
+        key = np.zeros(text.size, dtype=np.int64)
+        for j in range(have):  # a few characters
+            key *= base
+            key += digits[:, j]
+        key *= base ** (w - have)  # padding to the common width
+        return key * 2 + (base == 64)  # the base is part of the key: keys of both bases never meet
+    return None
+
+
 def _tight(text: np.ndarray) -> np.ndarray:
     """Text array in the narrowest ``<U`` width holding it (as numpy gives for converted text)."""
     width = int(np.char.str_len(text).max()) if text.size else 1
@@ -554,7 +614,8 @@ class Metering:
     def _keys(self) -> _MeterKeys:
         """Integer keys of the current tables (derived again when a key column changed)."""
         sources = tuple(_arrow_source(f, c) for f, c in ((self.meters, "mpan"), (self.meters, "meter_id"),
-                                                          (self.registers, "mpan"), (self.registers, "meter_id")))
+                                                          (self.registers, "mpan"), (self.registers, "meter_id"),
+                                                          (self.registers, "register_id")))
         held = self.__dict__.get("_key_index")
         if held is not None and all(a is not None and a is b for a, b in zip(sources, held.sources, strict=True)):
             return held
@@ -686,6 +747,53 @@ class _MeterKeys:
         self.reg_order = np.argsort(reg_mpan, kind="stable")
         self.reg_count = np.bincount(reg_mpan, minlength=mpans.size).astype(np.int64)
         self.reg_start = np.cumsum(self.reg_count) - self.reg_count
+
+    def text_codes(self, metering: Metering, column: str, text: np.ndarray) -> np.ndarray | None:
+        """Code of each value (text) of key column ``column`` ("mpan", "meter_id", "register_id")
+        among the sorted distinct values of that column in the meters and registers tables
+        (:meth:`distinct`), -1 where it is none of them; None when the values cannot be keyed as
+        integers (:func:`_int_keys`)."""
+        distinct = self.distinct(metering, column)
+        width = max(distinct.dtype.itemsize, text.dtype.itemsize) // 4
+        held = self.__dict__.setdefault("_indexes", {})
+        if (column, width) not in held:
+            k = _int_keys(distinct, width)
+            held[column, width] = None if k is None else pd.Index(k)
+        index = held[column, width]
+        query = _int_keys(text, width) if index is not None else None
+        if query is None:
+            return None
+        return index.get_indexer(query)
+
+    def distinct(self, metering: Metering, column: str) -> np.ndarray:
+        """Sorted distinct values of a key column over the meters and registers tables (register ids:
+        registers only)."""
+        names = self.__dict__.setdefault("_names", {})
+        if column not in names:
+            if column == "mpan":
+                names[column] = self.mpans
+            else:
+                tables = [metering.registers] if column == "register_id" else [metering.meters, metering.registers]
+                text = np.concatenate([_unicode(t[column]) for t in tables])
+                k = _int_keys(text)
+                if k is None:
+                    names[column] = np.unique(text)
+                else:  # integer keys sort as the text does
+                    names[column] = text[np.unique(k, return_index=True)[1]]
+        return names[column]
+
+    def table_codes(self, metering: Metering, column: str) -> np.ndarray | None:
+        """:meth:`text_codes` of the meters' (``meter_id``) or the registers' (``register_id``,
+        ``register_meter_id``) own key column."""
+        held = self.__dict__.setdefault("_table_codes", {})
+        if column not in held:
+            frame, name = {
+                "meter_id": (metering.meters, "meter_id"),
+                "register_meter_id": (metering.registers, "meter_id"),
+                "register_id": (metering.registers, "register_id"),
+            }[column]
+            held[column] = self.text_codes(metering, name, _unicode(frame[name]))
+        return held[column]
 
     def mpan_codes(self, mpans: np.ndarray) -> np.ndarray:
         """Code of each MPAN (text), -1 for an MPAN without meters or registers."""
@@ -1031,7 +1139,8 @@ def build_metering(
     code_of_pos[rank] = np.cumsum(distinct) - 1
     result.__dict__["_key_index"] = _MeterKeys(
         tuple(_arrow_source(f, c) for f, c in ((meters, "mpan"), (meters, "meter_id"),
-                                              (registers, "mpan"), (registers, "meter_id"))),
+                                              (registers, "mpan"), (registers, "meter_id"),
+                                              (registers, "register_id"))),
         mpans[rank][distinct], code_of_pos[m_pos], code_of_pos[reg_mpan_pos], reg_meter.astype(np.int64),
         sel[rank][distinct])
     old_meter = np.zeros(n_m, dtype=bool)
