@@ -200,3 +200,34 @@ def test_generated_cores_always_valid_and_unique(letters, seed):
     assert mpan.is_valid(cores).all()
     assert len(set(cores.tolist())) == len(cores)
     assert (mpan.gsp_group_of(cores) == groups).all()
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+
+@settings(max_examples=80, deadline=None)
+@given(known=st.lists(st.from_regex(r"\d{13}", fullmatch=True), unique=True, max_size=30),
+       extra=st.lists(st.one_of(st.from_regex(r"\d{13}", fullmatch=True), st.text(max_size=14)), max_size=10),
+       as_arrow=st.booleans())
+def test_positions_equal_a_string_index_lookup(known, extra, as_arrow):
+    """Joins on the cores' numbers equal joins on the strings, whatever the values (non-cores fall
+    back to the strings), for NumPy and pandas/Arrow strings alike."""
+    import pandas as pd
+
+    wanted = known[::-1] + extra
+    want = pd.Index(np.array(known, dtype=str)).get_indexer(np.array(wanted, dtype=str))
+    k = np.array(known, dtype=str)
+    w = pd.Series(wanted, dtype=str) if as_arrow else np.array(wanted, dtype=str)
+    np.testing.assert_array_equal(mpan.positions(k, w), want)
+    numbers = mpan.core_numbers(w)
+    if numbers is not None:  # every value a core: one number each, the same as the string's
+        assert [f"{n:013d}" for n in numbers] == wanted
+
+
+def test_core_numbers_refuse_what_is_not_a_core():
+    import pandas as pd
+
+    for values in (["123456789012"], ["12345678901234"], ["123456789012 "], ["+234567890123"], [None]):
+        assert mpan.core_numbers(pd.Series(values, dtype=str)) is None, values
+    assert mpan.core_numbers(np.array(["0000000000001", "2300000000041"])).tolist() == [1, 2300000000041]
+    assert mpan.core_numbers(pd.Series([], dtype=str)).size == 0

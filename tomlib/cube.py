@@ -320,11 +320,13 @@ def meter_cube(energy, times, mpans, standing: pd.DataFrame, quality=None, estim
     if missing_cols:
         raise ValueError(f"meter_cube: standing data lacks column(s) {missing_cols}; expected "
                          f"{list(STANDING_COORDS)}")
-    index = pd.Index(table.index.astype(str))
-    pos = index.get_indexer(mpan) if index.is_unique else None
-    if pos is None:
+    from tomlib.mpan import positions
+
+    if not table.index.is_unique:
+        index = pd.Index(table.index.astype(str))
         raise ValueError(f"meter_cube: standing data has duplicate MPANs, e.g. "
                          f"{index[index.duplicated()][:3].tolist()}")
+    pos = positions(table.index, mpan)
     if (pos < 0).any():
         raise ValueError(f"meter_cube: standing data lacks {int((pos < 0).sum())} MPAN(s), e.g. "
                          f"{mpan[pos < 0][:3].tolist()}")

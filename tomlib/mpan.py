@@ -20,10 +20,12 @@ from tomlib import reference
 __all__ = [
     "PRIMES",
     "check_digit",
+    "core_numbers",
     "distributor_id_of",
     "generate_cores",
     "gsp_group_of",
     "is_valid",
+    "positions",
     "validate",
 ]
 
@@ -235,3 +237,76 @@ def generate_cores(gsp_groups, rng: np.random.Generator, id_range: tuple[int, in
     digits = (stem[:, None] // 10 ** np.arange(11, -1, -1, dtype=np.int64)) % 10
     cores = stem * 10 + _check_from_digits(digits)
     return cores.astype("<U13")
+
+
+def core_numbers(cores) -> np.ndarray | None:
+    """13-digit MPAN cores as int64 numbers, or None if any value is not exactly 13 digits.
+
+    A core and its number map one to one (leading zeros kept by the fixed width), so joins on
+    numbers equal joins on the strings -- and cost a hundredth: pandas 3 keeps strings in Arrow, and
+    matching 100,000 of them against a string index took 0.3 s, against an int64 index 5 ms.
+
+    Parameters
+    ----------
+    cores : array-like of str
+        NumPy unicode, object, or pandas/Arrow strings.
+
+    Returns
+    -------
+    ndarray of int64 or None
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = cores.array if isinstance(cores, (pd.Series, pd.Index)) else cores
+    chunked = getattr(values, "_pa_array", None)  # pandas' Arrow-backed strings: read where they are
+    if chunked is not None and (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
+        if len(chunked) == 0:
+            return np.zeros(0, dtype=np.int64)
+        if chunked.null_count or not pc.all(pc.match_substring_regex(chunked, r"^\d{13}$")).as_py():
+            return None
+        return np.asarray(pc.cast(chunked, pa.int64()), dtype=np.int64)
+    arr = np.asarray(values)
+    if arr.dtype.kind != "U":
+        if arr.dtype.kind != "O":
+            return None
+        try:
+            arr = arr.astype(str)
+        except (TypeError, ValueError):
+            return None
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    width = arr.dtype.itemsize // 4
+    if width < 13:
+        return None
+    points = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.size, width)
+    digits = points[:, :13]
+    if not ((digits >= ord("0")) & (digits <= ord("9"))).all() or (width > 13 and points[:, 13:].any()):
+        return None
+    return (digits.astype(np.int64) - ord("0")) @ (10 ** np.arange(12, -1, -1, dtype=np.int64))
+
+
+def positions(known, wanted) -> np.ndarray:
+    """Position of each of ``wanted`` MPAN cores among ``known`` ones (unique), -1 where absent.
+
+    The same as ``pd.Index(known).get_indexer(wanted)`` on the strings, computed on the cores'
+    numbers (:func:`core_numbers`) when both sides are 13-digit cores.
+
+    Parameters
+    ----------
+    known : array-like of str
+        Unique cores.
+    wanted : array-like of str
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    import pandas as pd
+
+    known_n, wanted_n = core_numbers(known), core_numbers(wanted)
+    if known_n is None or wanted_n is None:  # not all cores (an error path): compare the strings
+        return np.asarray(pd.Index(np.asarray(known, dtype=str)).get_indexer(np.asarray(wanted, dtype=str)),
+                          dtype=np.int64)
+    return np.asarray(pd.Index(known_n).get_indexer(wanted_n), dtype=np.int64)

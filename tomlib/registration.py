@@ -413,7 +413,9 @@ def in_force(events: pd.DataFrame, mpans, times, as_of=None) -> RegistrationInFo
     validate_events(events, where="in_force: events")
     mpans = np.asarray(mpans, dtype=str)
     times = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
-    m_idx = pd.Index(mpans).get_indexer(events["mpan"].to_numpy(dtype=str))
+    from tomlib.mpan import positions
+
+    m_idx = positions(mpans, events["mpan"])
     eff = events["effective_from"].to_numpy().astype("datetime64[ns]")
     notified = events["notified_at"].to_numpy().astype("datetime64[ns]")
     order = np.lexsort((notified, eff, m_idx))

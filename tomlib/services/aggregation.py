@@ -51,6 +51,7 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import cube
+from tomlib.mpan import positions
 from tomlib.registration import RegistrationInForce
 
 __all__ = [
@@ -283,7 +284,7 @@ def aggregate(meters: xr.Dataset, registration: RegistrationInForce, line_loss_f
     # (actual, estimated, missing). Each event belongs to one MPAN, so the key space is the event
     # table's, compacted here once: event group g has the keys 3g, 3g + 1, 3g + 2.
     m_of_ev = registration.event_row if event is registration.event else \
-        pd.Index(mpans).get_indexer(ev["mpan"].to_numpy(dtype=str))
+        positions(mpans, ev["mpan"])
     ev_static = np.where(m_of_ev >= 0, static[np.maximum(m_of_ev, 0)], 0)
     ev_key = ((ev_static * (n_p + 2) + pair_of_ev) * n_l + llfc_of_ev) * 3
     ev_key = np.append(ev_key, not_reg * n_l * 3)  # event -1: not registered
@@ -366,7 +367,7 @@ def _events_of(registration: RegistrationInForce, mpans: np.ndarray, n_t: int) -
     """Event position per cell of the cube's MPANs (-1 for MPANs the registration does not know)."""
     if np.array_equal(registration.mpans, mpans):
         return registration.event
-    row = pd.Index(registration.mpans).get_indexer(mpans)
+    row = positions(registration.mpans, mpans)
     out = registration.event[np.maximum(row, 0)] if registration.mpans.size else np.full((mpans.size, n_t), -1)
     out = np.array(out, dtype=np.int32)
     out[row < 0] = -1

@@ -52,6 +52,7 @@ import pandas as pd
 
 from tomlib import calendar as cal
 from tomlib import cube, reference
+from tomlib.mpan import positions
 from tomlib.services import ums_switching as sw
 from tomlib.services.ums_operator import _default_codes, _default_regimes
 
@@ -458,7 +459,7 @@ def equivalent_meter(inventory: pd.DataFrame, times, *, methods, pecu: pd.DataFr
         i = int(np.argmax(unknown))
         raise ValueError(f"equivalent_meter: inventory row {i} has charge code {cc[i]!r} / switch regime {sr[i]!r} "
                          "not in the tables; pass only lines that validate_inventory accepts")
-    m_idx = pd.Index(mpans).get_indexer(line_mpan)
+    m_idx = positions(mpans, line_mpan)
     if (m_idx < 0).any():
         raise ValueError(f"equivalent_meter: inventory MPAN {line_mpan[m_idx < 0][0]} is not among mpans")
     kw = codes["circuit_watts"].reindex(cc).to_numpy(dtype=float) * pd.to_numeric(lines["quantity"]).to_numpy(

@@ -528,7 +528,7 @@ def _true_energy(settings, inv, codes, regimes, times, nights, sun, dec_dusk, de
                                           n_t)
         events.append(_events(s, e, w, row, line_of, night_rows, dusk.ravel(), rows.size * n_n))
     energy_lines = kw[:, None] * minutes / 60.0
-    m_idx = pd.Index(cores).get_indexer(real["mpan"].to_numpy(dtype=str))
+    m_idx = mpan_mod.positions(cores, real["mpan"])
     energy = np.zeros((cores.size, n_t))
     np.add.at(energy, m_idx, energy_lines)
     # the equipment behind lines with a planted finding burns, but no valid line settles it
