@@ -360,12 +360,22 @@ def ssc_registers(ssc: str) -> list[str]:
     ValueError
         If the SSC is not in the extract.
     """
-    req = measurement_requirements()
-    tprs = sorted(req.loc[req["ssc"] == str(ssc), "tpr"].astype(str))
+    tprs = list(_ssc_tprs(DATA_DIR / "ssc_tpr_measurement_requirements.csv").get(str(ssc), ()))
     if not tprs:
+        req = measurement_requirements()
         known = ", ".join(sorted(set(req["ssc"].astype(str))))
         raise ValueError(f"SSC {ssc!r} is not in ssc_tpr_measurement_requirements.csv (known: {known})")
     return tprs
+
+
+@lru_cache(maxsize=4)
+def _ssc_tprs(path: Path) -> dict[str, tuple[str, ...]]:
+    """SSC -> its TPRs, sorted (register order)."""
+    req = _requirements(path)
+    out: dict[str, list[str]] = {}
+    for ssc, tpr in zip(req["ssc"].astype(str), req["tpr"].astype(str), strict=True):
+        out.setdefault(ssc, []).append(tpr)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 def tpr_active(tprs, times) -> np.ndarray:
@@ -863,17 +873,18 @@ def _meter_ids(rng: np.random.Generator, smart: np.ndarray) -> np.ndarray:
         return _meter_ids_text(u, l1, l2, smart)
     # Ten characters per serial written as code points: both layouts are exactly 10 long, so the
     # serials are built as a (n, 10) table and read as <U10 without per-string formatting.
-    yy = _digit_points(u % 100, 2)
+    digits = _digit_points(u, 7)  # u < 10**7: u // 100 is its first five digits, u % 100 its last two
+    yy = digits[:, 5:7]
     out = np.empty((n, 10), dtype=np.uint32)
     out[:, 0] = l1.view(np.uint32)
     out[:, 1:3] = yy
     out[:, 3] = l2.view(np.uint32)
     out[:, 4] = ord(" ")
-    out[:, 5:10] = _digit_points(u // 100, 5)
+    out[:, 5:10] = digits[:, 0:5]
     sm = np.empty((n, 10), dtype=np.uint32)
     sm[:, 0:2] = yy
     sm[:, 2] = ord("P")
-    sm[:, 3:10] = _digit_points(u, 7)
+    sm[:, 3:10] = digits
     out[smart] = sm[smart]
     return out.view("<U10").reshape(n)
 
@@ -891,6 +902,12 @@ def _meter_ids_text(u, l1, l2, smart) -> np.ndarray:
     )
     sm = np.char.add(np.char.add(yy, "P"), np.char.zfill(u.astype(str), 7))
     return np.where(smart, sm, trad).astype(str)
+
+
+def _zfill_numbers(values: np.ndarray, width: int) -> np.ndarray:
+    """``np.char.zfill(values.astype(str), width)``, formatting each distinct value once."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.char.zfill(distinct.astype(str), width)[inverse.reshape(-1)]
 
 
 def _local_to_utc(local_naive: np.ndarray) -> np.ndarray:
@@ -923,7 +940,7 @@ def build_metering(
     ds = market.meters
     seg = ds["market_segment"].to_numpy().astype(str)
     sel = np.flatnonzero(seg == "S")
-    mpans = ds["mpan"].to_numpy().astype(str)[sel]
+    mpans = ds["mpan"].to_numpy().astype(str, copy=False)[sel]
     n = mpans.size
     times = pd.DatetimeIndex(ds["time"].to_numpy())
     n_t = len(times)
@@ -957,7 +974,6 @@ def build_metering(
 
     # SSC by kind of MPAN.
     rng = _rng(seed, "ssc")
-    ssc = np.empty(n, dtype=object)
     groups = {
         "export": export,
         "domestic": ~export & domestic,
@@ -970,9 +986,10 @@ def build_metering(
         "two_rate": config.ssc_mix_two_rate,
         "non_domestic": config.ssc_mix_non_domestic,
     }
+    # the groups cover every MPAN; text wide enough for every SSC of the mixes
+    ssc = np.zeros(n, dtype=f"<U{max(len(str(k)) for mix in mixes.values() for k, _ in mix)}")
     for name, mask in groups.items():
         ssc[mask] = _choose(rng, mixes[name], int(mask.sum()))
-    ssc = ssc.astype(str)
 
     # Exchanges: like-for-like, inside the window, on a working-hours boundary of a random day.
     rng_x = _rng(seed, "exchange")
@@ -1043,9 +1060,8 @@ def build_metering(
     reg_tpr = tpr_table.ravel()[reg_table_pos].astype(str)
     n_slots = int(n_reg.sum())
     slot_mpan_pos = np.repeat(np.arange(n), n_reg)
-    slot_tpr = np.empty(n_slots, dtype=object)
+    slot_tpr = np.empty(n_slots, dtype=reg_tpr.dtype)  # every slot has a register of the first meter
     slot_tpr[reg_slot] = reg_tpr
-    slot_tpr = slot_tpr.astype(str)
     slot_single = n_reg[slot_mpan_pos] == 1
 
     # True register energy: the MPAN's energy in the half hours its TPR is active.
@@ -1063,7 +1079,12 @@ def build_metering(
                     "expected exactly once"
                 )
     cum = np.zeros((n_slots, n_t + 1))
-    np.cumsum(energy[slot_mpan_pos] * mask, axis=1, out=cum[:, 1:])
+    slot_energy = energy[slot_mpan_pos]
+    # a single register records every period (mask all True: x * True is x); the others, their TPR's
+    multi = np.flatnonzero(~slot_single)
+    slot_energy[multi] *= mask[multi]
+    np.cumsum(slot_energy, axis=1, out=cum[:, 1:])
+    del slot_energy
 
     # Start values: random, near rollover for a share, near zero for new meters.
     start_at = np.where(is_new, installed_at, window_start)[reg_meter]
@@ -1100,10 +1121,7 @@ def build_metering(
         coords={
             "boundary": boundaries,
             "slot_mpan": ("slot", mpans[slot_mpan_pos]),
-            "slot_register": (
-                "slot",
-                np.char.zfill((np.arange(n_slots) - slot_start[slot_mpan_pos] + 1).astype(str), 2),
-            ),
+            "slot_register": ("slot", _zfill_numbers(np.arange(n_slots) - slot_start[slot_mpan_pos] + 1, 2)),
         },
         name="cumulative_energy",
         attrs={"units": "kWh", "long_name": "true register energy accumulated since the window start"},
@@ -1132,17 +1150,8 @@ def build_metering(
             "n_near_rollover": int(near.sum()),
         },
     )
-    # Keys of the tables as built (MPAN code = rank of the MPAN among the segment's sorted MPANs).
-    rank = np.argsort(mpans, kind="stable")
-    distinct = np.r_[True, mpans[rank][1:] != mpans[rank][:-1]] if n else np.zeros(0, dtype=bool)
-    code_of_pos = np.empty(n, dtype=np.int64)
-    code_of_pos[rank] = np.cumsum(distinct) - 1
-    result.__dict__["_key_index"] = _MeterKeys(
-        tuple(_arrow_source(f, c) for f, c in ((meters, "mpan"), (meters, "meter_id"),
-                                              (registers, "mpan"), (registers, "meter_id"),
-                                              (registers, "register_id"))),
-        mpans[rank][distinct], code_of_pos[m_pos], code_of_pos[reg_mpan_pos], reg_meter.astype(np.int64),
-        sel[rank][distinct])
+    result.__dict__["_key_index"] = _built_keys(meters, registers, mpans, sel, m_pos, reg_mpan_pos, reg_meter,
+                                                meter_id, reg_number, reg_number_code.reshape(-1))
     old_meter = np.zeros(n_m, dtype=bool)
     old_meter[ex_idx] = True
     at_of_pos = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -1152,6 +1161,40 @@ def build_metering(
     rows = np.concatenate([old_rows, new_rows])
     result.exchange_reads = _exchange_reads(result, seed, old_rows.size, rows, at_of_pos[reg_mpan_pos[rows]])
     return result
+
+
+def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_meter, meter_id, reg_number,
+                reg_number_code) -> _MeterKeys:
+    """Keys of the tables as :func:`build_metering` made them, from its positions (no text joins):
+    MPAN code = rank of the MPAN among the segment's sorted MPANs; meter ids are unique."""
+    n = mpans.size
+    int_mpans = _int_keys(mpans)
+    rank = np.argsort(mpans if int_mpans is None else int_mpans, kind="stable")  # integer keys sort alike
+    distinct = np.r_[True, mpans[rank][1:] != mpans[rank][:-1]] if n else np.zeros(0, dtype=bool)
+    code_of_pos = np.empty(n, dtype=np.int64)
+    code_of_pos[rank] = np.cumsum(distinct) - 1
+    keys = _MeterKeys(
+        tuple(_arrow_source(f, c) for f, c in ((meters, "mpan"), (meters, "meter_id"),
+                                              (registers, "mpan"), (registers, "meter_id"),
+                                              (registers, "register_id"))),
+        mpans[rank][distinct], code_of_pos[m_pos], code_of_pos[reg_mpan_pos], reg_meter.astype(np.int64),
+        market_rows[rank][distinct])
+    width = meter_id.dtype.itemsize // 4
+    int_ids = _int_keys(meter_id)
+    if int_ids is not None and meter_id.size:
+        by_id = np.argsort(int_ids)
+        id_code = np.empty(meter_id.size, dtype=np.int64)
+        id_code[by_id] = np.arange(meter_id.size)
+        register_labels = np.char.zfill(reg_number.astype(str), 2)
+        register_ids, register_code = np.unique(register_labels, return_inverse=True)
+        keys.__dict__["_names"] = {"mpan": keys.mpans, "meter_id": meter_id[by_id], "register_id": register_ids}
+        keys.__dict__["_indexes"] = {("meter_id", width): pd.Index(int_ids[by_id])}
+        keys.__dict__["_table_codes"] = {
+            "meter_id": id_code,
+            "register_meter_id": id_code[reg_meter],
+            "register_id": register_code.reshape(-1)[reg_number_code],
+        }
+    return keys
 
 
 def _exchange_reads(m: Metering, seed: int, n_old: int, rows: np.ndarray, at: np.ndarray) -> pd.DataFrame:
