@@ -823,7 +823,14 @@ def _record_day(times: np.ndarray, window: pd.DatetimeIndex, end_inclusive: bool
         t = t - np.timedelta64(1, "ns")
     t = np.clip(t, window[0].to_datetime64(), window[-1].to_datetime64())
     t = np.asarray(t, dtype="datetime64[ns]")
-    return cal.from_utc(pd.DatetimeIndex(t).floor("30min"))[0].to_numpy() if t.size else _EMPTY_TIME
+    if not t.size:
+        return _EMPTY_TIME
+    if np.isnat(t).any():
+        return cal.from_utc(pd.DatetimeIndex(t).floor("30min"))[0].to_numpy()
+    # the window's periods are contiguous and on the half-hour grid: the period holding t is its
+    # position, and its day the window's own (instead of converting every record's time)
+    period = ((t - window[0].to_datetime64()) // cal.PERIOD.to_timedelta64()).astype(np.int64)
+    return cal.from_utc(window)[0].to_numpy()[period]
 
 
 def settle_segment(market, as_of, *, run: str, settlement_dates, config=None) -> SegmentResult:
@@ -863,9 +870,13 @@ def settle_segment(market, as_of, *, run: str, settlement_dates, config=None) ->
     window = data.times
     day_of_t = cal.from_utc(window)[0]
     cols = np.flatnonzero(day_of_t.isin(days))
+    # the requested days are (nearly always) one run of columns: slice them rather than gather
+    if cols.size and cols[-1] - cols[0] + 1 == cols.size:
+        cols = slice(int(cols[0]), int(cols[-1]) + 1)
     st = data.standing.assign(annual_consumption_maintained=out.annual_consumption)
-    meters = cube.meter_cube(out.energy[:, cols], window[cols], data.mpans, st, quality=out.quality[:, cols],
-                             estimation_reason=out.estimation_reason[:, cols])
+    meters = cube.meter_cube(np.array(out.energy[:, cols]), window[cols], data.mpans, st,
+                             quality=np.array(out.quality[:, cols]),
+                             estimation_reason=np.array(out.estimation_reason[:, cols]))
     meters["annual_consumption_maintained"].attrs.update(
         {"units": "kWh/year", "long_name": "annual consumption maintained from actual data at the as-of instant"})
     interim = bool(out.counts["load_shapes_interim"])
@@ -891,8 +902,8 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
     src = rejected["source"].to_numpy(dtype=str)
     dups = data.duplicates
     dup_in = np.isin(_record_day(dups["time"].to_numpy(), window, False), wanted)
-    c["hh_in"] = float(np.isfinite(data.hh[:, cols]).sum() + dup_in.sum())
-    c["hh_accepted"] = float((out.quality[:, cols] == _Q["A"]).sum())
+    c["hh_in"] = float(np.count_nonzero(np.isfinite(data.hh[:, cols])) + dup_in.sum())
+    c["hh_accepted"] = float(np.count_nonzero(out.quality[:, cols] == _Q["A"]))
     c["hh_rejected"] = float(np.isin(src, ("hh", "duplicate")).sum())
     hh_src = np.isin(src, ("hh", "duplicate"))
     why_of = rejected["reason"].to_numpy(dtype=str)
@@ -900,10 +911,10 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
         c[f"hh_rejected_{why}"] = float((hh_src & (why_of == why)).sum())
     reads_all = pd.concat([out.reads[["read_at"]], intake_rej[["read_at"]]], ignore_index=True)
     c["reads_in"] = float(np.isin(_record_day(reads_all["read_at"].to_numpy(), window, True), wanted).sum())
-    kept = out.reads[out.reads["reason"].to_numpy(dtype=str) == ""]
-    kept_in = np.isin(_record_day(kept["read_at"].to_numpy(), window, True), wanted)
+    kept = _is(out.reads["reason"], "")
+    kept_in = np.isin(_record_day(out.reads["read_at"].to_numpy()[kept], window, True), wanted)
     c["reads_accepted"] = float(kept_in.sum())
-    c["reads_accepted_deemed_not_used"] = float((kept_in & kept["deemed"].to_numpy(dtype=bool)).sum())
+    c["reads_accepted_deemed_not_used"] = float((kept_in & out.reads["deemed"].to_numpy(dtype=bool)[kept]).sum())
     c["reads_rejected"] = float((src == "read").sum())
     for why in sorted(set(rejected.loc[src == "read", "reason"].astype(str))):
         c[f"reads_rejected_{why}"] = float(((src == "read") & (rejected["reason"].to_numpy(dtype=str) == why)).sum())
@@ -915,9 +926,11 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
     c["accepted_records"] = c["hh_accepted"] + c["reads_accepted"]
     c["rejected"] = float(len(rejected))
     c["in_minus_out"] = c["in_records"] - c["accepted_records"] - c["rejected"]
-    q = out.quality[:, cols]
+    # gathered by column index (column-major copies): the energy sums below add the cells in that order
+    col_idx = np.arange(out.quality.shape[1])[cols]
+    q = out.quality[:, col_idx]
     c["mpan_periods"] = float(q.size)
-    e = out.energy[:, cols]
+    e = out.energy[:, col_idx]
     counts = np.bincount(q.ravel(), minlength=256)
     e0 = None
     for label in (*METHODS, "MISSING"):

@@ -121,12 +121,6 @@ def _grouping(labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _grouping_of(*_label_codes(labels))
 
 
-def _gathered(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``values[order]``; a 2-D one laid out column-major, so that ``np.add.reduceat`` along the rows
-    sums each column's contiguous run (the same sums, several times quicker than over rows)."""
-    return values.T[:, order].T if values.ndim == 2 else values[order]
-
-
 def group_sum(labels: np.ndarray, values: np.ndarray, grouping=None) -> tuple[np.ndarray, np.ndarray]:
     """Sum the rows of ``values`` by label: (sorted unique labels, sums (n_label, ...)).
 
@@ -138,30 +132,31 @@ def group_sum(labels: np.ndarray, values: np.ndarray, grouping=None) -> tuple[np
     v = np.asarray(values, dtype=float)
     if cats.size == 0:
         return cats, np.zeros((0,) + v.shape[1:])
-    return cats, np.add.reduceat(_gathered(v, order), starts, axis=0)
+    return cats, np.add.reduceat(v[order], starts, axis=0)
 
 
 def _mean_by(labels, values, valid, weights=None, grouping=None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per label and period: mean of valid values, count, and mean of ``weights`` over the valid cells.
 
-    The rows are gathered in label order once (column-major); the counts are summed as integers
-    (exact in any order), the values as :func:`group_sum` sums them.
+    The values are summed as :func:`group_sum` sums them; the counts as integers, label by label
+    (exact in any order).
     """
     cats, order, starts = grouping if grouping is not None else _grouping(labels)
     v = np.asarray(values, dtype=float)
     if cats.size == 0:
         empty = np.zeros((0,) + v.shape[1:])
         return cats, empty, empty, (empty if weights is not None else None)
-    ok = _gathered(np.asarray(valid, dtype=bool), order)
-    n = np.add.reduceat(ok, starts, axis=0, dtype=np.int64).astype(float)
-    total = np.add.reduceat(np.where(ok, _gathered(v, order), 0.0), starts, axis=0)
+    ok = np.asarray(valid, dtype=bool)[order]
+    ends = np.append(starts[1:], order.size)
+    n = np.stack([ok[a:b].sum(axis=0) for a, b in zip(starts, ends)]).astype(float)  # a few labels
+    total = np.add.reduceat(np.where(ok, v[order], 0.0), starts, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n
         if weights is None:
             return cats, mean, n, None
         wg = np.asarray(weights, dtype=float)[order]
-        w = np.add.reduceat(np.where(ok.T, wg[None, :], 0.0).T, starts, axis=0) / n
+        w = np.add.reduceat(np.where(ok, wg[:, None], 0.0), starts, axis=0) / n
     return cats, mean, n, w
 
 
@@ -265,7 +260,14 @@ def interim_load_shapes(energy, valid, category, times, annual_consumption, *, i
     nat_cats, to_nat = np.unique(_national(cats), return_inverse=True)
     to_nat = to_nat.reshape(-1)
     _, mean, n, total = _mean_by(None, e, ok, ac, grouping=_grouping_of(cats, codes))
-    _, nat_mean, nat_n, nat_total = _mean_by(None, e, ok, ac, grouping=_grouping_of(nat_cats, to_nat[codes]))
+    if cats.size and (np.bincount(to_nat, minlength=nat_cats.size) == 1).all():
+        # each national category is one category (a block of one GSP group): the same rows in the same
+        # order, so the same sums
+        one = np.empty(nat_cats.size, dtype=np.int64)
+        one[to_nat] = np.arange(cats.size)
+        nat_mean, nat_n, nat_total = mean[one], n[one], total[one]
+    else:
+        _, nat_mean, nat_n, nat_total = _mean_by(None, e, ok, ac, grouping=_grouping_of(nat_cats, to_nat[codes]))
     own = n >= min_mpans
     nat = ~own & (nat_n[to_nat] >= min_mpans)
     r = np.where(own, mean / total, np.where(nat, nat_mean[to_nat] / nat_total[to_nat], np.nan))
