@@ -50,6 +50,7 @@ from tomlib.services._processing_keys import joint_codes, lookup
 from tomlib.services.metering import (
     READ_COLUMNS,
     Metering,
+    _int_keys,
     _labels,
     _read_frame,
     _take_text,
@@ -466,9 +467,7 @@ def read_meters(
     ex_code = keys.mpan_codes(_unicode(ex["mpan"]))
     ex = ex[(ex_code >= 0) & is_read[np.maximum(ex_code, 0)]]
     reads = pd.concat([reads, ex], ignore_index=True) if len(ex) else reads
-    reads = reads.sort_values(
-        ["available_at", "mpan", "meter_id", "read_at", "register_id"], kind="stable"
-    ).reset_index(drop=True)
+    reads = _arrival_sorted(reads)
     reads["out_of_order"] = _out_of_order(reads)
     attrs = {
         "n_mpans": int(n),
@@ -477,6 +476,24 @@ def read_meters(
         **{f"fault_{k}": int(v) for k, v in reads["fault"].value_counts().sort_index().items() if k},
     }
     return MeterReading(reads=reads, config=config, attrs=attrs)
+
+
+def _arrival_sorted(reads: pd.DataFrame) -> pd.DataFrame:
+    """``reads`` sorted (stable) by available_at, mpan, meter_id, read_at, register_id, index reset:
+    one lexsort over integer keys of the text columns (they sort as the text does), else pandas."""
+    text = [_int_keys(_unicode(reads[c])) for c in ("mpan", "meter_id", "register_id")]
+    if any(k is None for k in text):
+        return reads.sort_values(
+            ["available_at", "mpan", "meter_id", "read_at", "register_id"], kind="stable"
+        ).reset_index(drop=True)
+    mp, mid, rid = text
+    at = reads["read_at"].to_numpy(dtype="datetime64[ns]")
+    avail = reads["available_at"].to_numpy(dtype="datetime64[ns]")
+    if np.isnat(at).any() or np.isnat(avail).any():  # pandas puts NaT last; keep its order
+        return reads.sort_values(
+            ["available_at", "mpan", "meter_id", "read_at", "register_id"], kind="stable"
+        ).reset_index(drop=True)
+    return reads.iloc[np.lexsort((rid, at, mid, mp, avail))].reset_index(drop=True)
 
 
 def _mistype_mpans(cores: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -608,8 +625,7 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     # arrival order of the reads that arrived (stable: ties keep the table's order)
     order = np.flatnonzero(arrived)
     order = order[np.argsort(avail[order], kind="stable")]
-    df = reads.iloc[order]
-    n = len(df)
+    n = order.size
     mp = _unicode(reads["mpan"])[order]
     mid = _unicode(reads["meter_id"])[order]
     rid = _unicode(reads["register_id"])[order]
@@ -632,8 +648,10 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
             sel = np.array([repr(float(v)) for v in sel], dtype=object)
         shown[new] = sel.astype(str)
 
-    text = df["mpan"] if _text_column(df["mpan"]) else pd.Series(mp, dtype="str")
-    well_formed = text.str.fullmatch(r"\d{13}").to_numpy(dtype=bool)
+    if _text_column(reads["mpan"]):
+        well_formed = reads["mpan"].str.fullmatch(r"\d{13}").to_numpy(dtype=bool)[order]
+    else:
+        well_formed = pd.Series(mp, dtype="str").str.fullmatch(r"\d{13}").to_numpy(dtype=bool)
     valid = np.zeros(n, dtype=bool)
     if well_formed.any():
         valid[well_formed] = np.asarray(mpan_mod.is_valid(mp[well_formed]), dtype=bool)
@@ -672,7 +690,7 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
 
     bad = reason != 0
     accepted = reads.iloc[order[~bad]].reset_index(drop=True)
-    rej = df.iloc[np.flatnonzero(bad)]
+    rej = reads.iloc[order[bad]]
     rejected = pd.DataFrame(
         {
             "mpan": pd.array(rej["mpan"].to_numpy(dtype=str), dtype="str"),
