@@ -135,11 +135,16 @@ def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
         packed[n_left:, at:at + rb.shape[1]] = rb
         at += w
     words = packed.view(np.uint64)
-    codes, uniques = pd.factorize(words[:, 0])
-    for k in range(1, words.shape[1]):  # two or three words for (MPAN, meter, register)
+    codes = np.zeros(len(packed), dtype=np.int64)
+    size = 1
+    for k in range(words.shape[1]):  # two words for an MPAN, four or five for (MPAN, meter, register)
         more, more_uniques = pd.factorize(words[:, k])
-        codes, uniques = pd.factorize(codes.astype(np.int64) * len(more_uniques) + more)
-    codes = codes.astype(np.int64)
+        n_more = max(len(more_uniques), 1)
+        if size * n_more >= 2**62:  # recode the words so far to their distinct tuples first
+            codes, so_far = pd.factorize(codes)
+            codes, size = codes.astype(np.int64), max(len(so_far), 1)
+        codes = codes * n_more + more
+        size *= n_more
     return codes[:n_left], codes[n_left:]
 
 

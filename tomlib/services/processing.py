@@ -94,7 +94,7 @@ from tomlib import cube, reference
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
-from tomlib.services._processing_keys import joint_codes, key_codes, lookup, str_codes
+from tomlib.services._processing_keys import _fast_codes, joint_codes, key_codes, lookup, str_codes
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
     DAYS_PER_YEAR,
@@ -104,6 +104,7 @@ from tomlib.services.processing_estimation import (
     expected_cumulative,
     hh_history,
     interim_load_shapes,
+    one_day_without_repeats,
     per_mpan,
     read_rate_history,
     shape_ratio,
@@ -314,13 +315,23 @@ class SmartData:
                                  f"{np.shape(getattr(self, name))}")
         if t > 1 and (np.diff(self.times.asi8) != cal.PERIOD.value).any():
             raise ValueError("SmartData.times must be contiguous 30-minute period starts (UTC)")
-        if len(self.standing) != m or not (np.asarray(self.standing.index).astype(str) == self.mpans).all():
+        if len(self.standing) != m or not _same_keys(self.standing.index, self.mpans):
             raise ValueError("SmartData.standing must be indexed by mpans, in the same order")
         reg_codes, mpan_codes = key_codes(_str_keys(self.registers, ["mpan"]), [self.mpans])
         unknown = ~np.isin(reg_codes, mpan_codes)
         if unknown.any():
             raise ValueError(f"SmartData.registers: MPAN {self.registers['mpan'].to_numpy(dtype=str)[unknown][0]} "
                              "is not one of mpans")
+
+
+def _same_keys(index: pd.Index, mpans: np.ndarray) -> bool:
+    """``(np.asarray(index).astype(str) == mpans).all()`` for an index as long as ``mpans``, comparing
+    ASCII strings by their bytes (:func:`~tomlib.services._processing_keys.key_codes`)."""
+    if isinstance(index.dtype, pd.StringDtype) and not index.hasnans:
+        codes = _fast_codes([pd.Series(index, copy=False)], [mpans])
+        if codes is not None:
+            return bool((codes[0] == codes[1]).all())
+    return bool((np.asarray(index).astype(str) == mpans).all())
 
 
 @dataclass
@@ -703,17 +714,17 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     known_p = np.where(valid[p_mpan], hh[p_mpan], np.nan)
     exp_cum = np.zeros((n_reg, n_t + 1))
     exp_cum[paired] = expected_cumulative(r_p, active_p, ac[p_mpan], known_p)
-    deemed = reads["read_type"].to_numpy(dtype=str) == "deemed"
+    deemed = _is(reads["read_type"], "deemed")
     rv = validate_reads(reg_of_read[use], b[use], reads["value"].to_numpy(dtype=float)[use],
                         regs["digits"].to_numpy()[reg_of_read[use]], deemed[use] & (not cfg.use_deemed_reads),
-                        reads["read_type"].to_numpy(dtype=str)[use] == "remote", exp_cum, cfg.read_rules)
+                        _is(reads["read_type"], "remote")[use], exp_cum, cfg.read_rules)
     read_reason[np.flatnonzero(use)] = rv.reason
     counts["read_validation_passes"] = float(rv.passes)
     counts["advances_unresolved"] = float(rv.unresolved)
 
     # 5. estimation hierarchy
     energy = np.where(valid, hh, np.nan)
-    quality = np.where(valid, _Q["A"], _Q["MISSING"]).astype(np.uint8)
+    quality = np.where(valid, np.uint8(_Q["A"]), np.uint8(_Q["MISSING"]))
     # spans on the rows of the paired registers (register = position in `paired`), then by MPAN: the
     # MPANs of those registers (`p_rows`) are the only ones the register-based steps can fill
     span_reg = rv.spans["register"].to_numpy(dtype=np.int64)
@@ -745,8 +756,11 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
         off = ~np.broadcast_to(np.asarray(data.energised, dtype=bool).reshape(m, -1), (m, n_t))
         fill(np.where(off, 0.0, np.nan), _Q["ZE1"])
     fill(shaped_m, np.where(remote_m == 1.0, _Q["E2"], _Q["E3"]).astype(np.uint8), p_rows)
-    fill(hh_history(hh, valid, times, region, window_days=cfg.history_window_days,
-                    min_values=cfg.history_min_values, bank_holiday_as=cfg.bank_holiday_as), _Q["E4"])
+    if not one_day_without_repeats(times):
+        # (in a window of one settlement day without a repeated clock half hour the MPAN's history at a
+        # period is its own value there: the step could only give back actual values, already in place)
+        fill(hh_history(hh, valid, times, region, window_days=cfg.history_window_days,
+                        min_values=cfg.history_min_values, bank_holiday_as=cfg.bank_holiday_as), _Q["E4"])
     t0 = times[0] if n_t else pd.Timestamp(0)
     bound_days = (bounds - np.datetime64(t0, "ns")) / np.timedelta64(1, "D") if n_t else np.zeros(1)
     need = np.isnan(energy[p_mpan]) & active_p

@@ -43,6 +43,7 @@ __all__ = [
     "group_sum",
     "hh_history",
     "interim_load_shapes",
+    "one_day_without_repeats",
     "per_mpan",
     "read_rate_history",
     "shape_advance",
@@ -608,6 +609,16 @@ def read_rate_history(spans: pd.DataFrame, ratio_by_register: np.ndarray, active
     return np.where(fill & active, chosen * ratio_by_register, np.nan)
 
 
+def one_day_without_repeats(times) -> bool:
+    """Whether the periods are of one settlement day and no local clock half hour occurs twice (any day
+    but the 50-period one): :func:`hh_history` then has, for each period, only the MPAN's own value."""
+    times = pd.DatetimeIndex(times)
+    if len(times) == 0:
+        return False
+    k = cal.local_clock_index(times)
+    return np.unique(cal.from_utc(times)[0].to_numpy()).size == 1 and np.unique(k).size == len(times)
+
+
 def hh_history(energy: np.ndarray, valid: np.ndarray, times, region_of_mpan, *, window_days: int = 28,
                min_values: int = 1, bank_holiday_as: str = "sunday") -> np.ndarray:
     """Estimate from the MPAN's own HH history on days of the same type (§2.5 step 6c, F-34).
@@ -642,7 +653,7 @@ def hh_history(energy: np.ndarray, valid: np.ndarray, times, region_of_mpan, *, 
     n_d = days.size
     k = cal.local_clock_index(times)
     col = d_idx * 48 + k
-    if n_d == 1 and np.unique(k).size == n_t:
+    if n_d == 1 and np.unique(k).size == n_t:  # one_day_without_repeats
         # one settlement day without a repeated clock half hour: each (day, half hour) holds one period,
         # so the mean below is of one value per cell -- computed in place, without spreading the values
         # over the 48 clock half hours and gathering them back (the same quotients)

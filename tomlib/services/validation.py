@@ -165,18 +165,26 @@ def zero_runs(energy: np.ndarray, check_rows, min_zero_run: int = 4, max_zero_sh
         raise ValueError(f"zero_runs: energy must be 2-D (mpan, time), got shape {e.shape}")
     check = _rows(check_rows, e.shape, bool, "zero_runs: check_rows")
     zero = (e == 0) & check
-    run_id, length = _runs(zero)
-    if length.size == 0:
-        return np.zeros(e.shape, dtype=bool)
-    n_values = np.isfinite(e).sum(axis=1)
-    n_zero = (e == 0).sum(axis=1)
-    row_of_run = np.zeros(length.size, dtype=np.int64)
-    cells = run_id >= 0
-    row_of_run[run_id[cells]] = np.nonzero(cells)[0]
-    others = np.maximum(n_values[row_of_run] - length, 1)
-    share = (n_zero[row_of_run] - length) / others
+    # zeros are few: label the runs on the zero cells alone (row-major, as _runs labels them); a run
+    # ends where the next zero cell is not the next cell of the same row
+    row, col = np.nonzero(zero)
+    out = np.zeros(e.shape, dtype=bool)
+    if row.size == 0:
+        return out
+    start = np.ones(row.size, dtype=bool)
+    start[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1] + 1)
+    run_of_cell = np.cumsum(start) - 1
+    length = np.bincount(run_of_cell)
+    row_of_run = row[start]
+    rows, at = np.unique(row_of_run, return_inverse=True)  # the MPANs with a zero run
+    n_values = np.isfinite(e[rows]).sum(axis=1)[at.reshape(-1)]
+    n_zero = (e[rows] == 0).sum(axis=1)[at.reshape(-1)]
+    others = np.maximum(n_values - length, 1)
+    share = (n_zero - length) / others
     bad_run = (length >= int(min_zero_run)) & (share < max_zero_share)
-    return cells & bad_run[np.maximum(run_id, 0)]
+    bad = bad_run[run_of_cell]
+    out[row[bad], col[bad]] = True
+    return out
 
 
 def validate_hh(energy: np.ndarray, *, max_energy, zero_run_rows=True, energised=None, min_zero_run: int = 4,
