@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import xarray as xr
 
 from tomlib import calendar as cal
@@ -129,6 +130,23 @@ _PERIOD_NS = np.timedelta64(30 * 60 * 10**9, "ns")
 _STR = pd.array([], dtype="str").dtype
 
 
+def _str_array(text) -> pd.api.extensions.ExtensionArray:
+    """``pd.array(text, dtype="str")`` of a numpy text array; when every value has the array's full
+    width in ASCII characters (MPAN cores, meter serials) the Arrow buffers are written directly
+    (one byte per code point, fixed offsets) instead of converting string by string."""
+    text = np.asarray(text)
+    if text.dtype.kind == "U" and text.size and text.dtype.itemsize:
+        width = text.dtype.itemsize // 4
+        points = np.ascontiguousarray(text).view(np.uint32).reshape(text.size, width)
+        if int(points.min()) > 0 and int(points.max()) < 128:
+            offsets = np.arange(text.size + 1, dtype=np.int64) * width
+            data = pa.LargeStringArray.from_buffers(
+                text.size, pa.py_buffer(offsets), pa.py_buffer(points.astype(np.uint8))
+            )
+            return pd.array(data, dtype="str")
+    return pd.array(text, dtype="str")
+
+
 def _labels(labels, codes) -> pd.api.extensions.ExtensionArray:
     """``pd.array(labels[codes], dtype="str")`` without converting every row: the few distinct labels
     are converted once and gathered (an Arrow take), which is what makes the tables cheap to build."""
@@ -141,7 +159,7 @@ def _text(x, n: int) -> pd.api.extensions.ExtensionArray:
         return _labels([str(x)], np.zeros(n, dtype=np.intp))
     if _is_str_array(x):
         return x
-    return pd.array(np.asarray(x).astype(str), dtype="str")
+    return _str_array(np.asarray(x).astype(str))
 
 
 def _is_str_array(x) -> bool:
@@ -1025,8 +1043,8 @@ def build_metering(
     removed_at[ex_idx] = exchanged_at
 
     # Text columns: each distinct value converted to an Arrow string once, then gathered by position.
-    mpan_text = pd.array(mpans, dtype="str")
-    meter_text = pd.array(meter_id, dtype="str")
+    mpan_text = _str_array(mpans)
+    meter_text = _str_array(meter_id)
     ssc_list, ssc_code = np.unique(ssc, return_inverse=True)
     ssc_code = ssc_code.reshape(-1)
     mq_list, mq_code = np.unique(mq, return_inverse=True)
@@ -1169,8 +1187,10 @@ def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_
     MPAN code = rank of the MPAN among the segment's sorted MPANs; meter ids are unique."""
     n = mpans.size
     int_mpans = _int_keys(mpans)
-    rank = np.argsort(mpans if int_mpans is None else int_mpans, kind="stable")  # integer keys sort alike
-    distinct = np.r_[True, mpans[rank][1:] != mpans[rank][:-1]] if n else np.zeros(0, dtype=bool)
+    sort_key = mpans if int_mpans is None else int_mpans  # integer keys sort and compare as the text
+    rank = np.argsort(sort_key, kind="stable")
+    ranked = sort_key[rank]
+    distinct = np.r_[True, ranked[1:] != ranked[:-1]] if n else np.zeros(0, dtype=bool)
     code_of_pos = np.empty(n, dtype=np.int64)
     code_of_pos[rank] = np.cumsum(distinct) - 1
     keys = _MeterKeys(
@@ -1179,6 +1199,8 @@ def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_
                                               (registers, "register_id"))),
         mpans[rank][distinct], code_of_pos[m_pos], code_of_pos[reg_mpan_pos], reg_meter.astype(np.int64),
         market_rows[rank][distinct])
+    if int_mpans is not None:  # the MPAN codes' integer index, for text_codes at the MPANs' width
+        keys.__dict__["_indexes"] = {("mpan", mpans.dtype.itemsize // 4): pd.Index(ranked[distinct])}
     width = meter_id.dtype.itemsize // 4
     int_ids = _int_keys(meter_id)
     if int_ids is not None and meter_id.size:
@@ -1188,7 +1210,7 @@ def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_
         register_labels = np.char.zfill(reg_number.astype(str), 2)
         register_ids, register_code = np.unique(register_labels, return_inverse=True)
         keys.__dict__["_names"] = {"mpan": keys.mpans, "meter_id": meter_id[by_id], "register_id": register_ids}
-        keys.__dict__["_indexes"] = {("meter_id", width): pd.Index(int_ids[by_id])}
+        keys.__dict__.setdefault("_indexes", {})[("meter_id", width)] = pd.Index(int_ids[by_id])
         keys.__dict__["_table_codes"] = {
             "meter_id": id_code,
             "register_meter_id": id_code[reg_meter],

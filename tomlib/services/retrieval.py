@@ -48,6 +48,7 @@ from tomlib.services.metering import (
     Metering,
     _labels,
     _read_frame,
+    _str_array,
     _take_text,
     empty_reads,
     normalise_config,
@@ -336,7 +337,7 @@ def retrieve(
     )
     hh["time"].attrs.update({"timezone": "UTC", "label": "start", "period": "PT30M"})
 
-    mpan_text = pd.array(mpans, dtype="str")
+    mpan_text = _str_array(mpans)
     day_table = pd.DataFrame(
         {
             "mpan": mpan_text.take(np.repeat(np.arange(n), n_d)),
