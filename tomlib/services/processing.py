@@ -318,7 +318,7 @@ class SmartData:
         if len(self.standing) != m or not _same_keys(self.standing.index, self.mpans):
             raise ValueError("SmartData.standing must be indexed by mpans, in the same order")
         reg_codes, mpan_codes = key_codes(_str_keys(self.registers, ["mpan"]), [self.mpans])
-        unknown = ~np.isin(reg_codes, mpan_codes)
+        unknown = ~pd.Index(reg_codes).isin(mpan_codes)  # hashed, as np.isin's sort is slower here
         if unknown.any():
             raise ValueError(f"SmartData.registers: MPAN {self.registers['mpan'].to_numpy(dtype=str)[unknown][0]} "
                              "is not one of mpans")
@@ -492,7 +492,7 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
     dcc[rows] = True
     # DI-076 of a period without actual data: by meter, then by the day's retrieval outcome
     d_idx = np.unique(day_of_t.to_numpy(), return_inverse=True)[1][:n_keep]
-    reason = np.where(inp.comms[:, d_idx], _R["CommsFault"], _R["Missing"]).astype(np.uint8)
+    reason = np.where(inp.comms[:, d_idx], np.uint8(_R["CommsFault"]), np.uint8(_R["Missing"]))
     reason[~dcc] = _R["NonSmart"]
     screened = inp.screened
     acc = screened.accepted
@@ -768,9 +768,11 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
                   p_of, p_rows.size), _Q["E4"], p_rows)
 
     # 6. annual consumption maintained from actual data (before the AC-based steps use it)
-    r0 = np.nan_to_num(ratio)
     hh_e = np.where(valid, hh, 0.0).sum(axis=1)
-    hh_r = np.where(valid, r0, 0.0).sum(axis=1)
+    r_valid = np.where(valid, ratio, 0.0)
+    if not np.isfinite(r_valid).all():  # NaN -> 0 and +-inf -> +-max only where they are summed
+        r_valid = np.nan_to_num(r_valid)
+    hh_r = r_valid.sum(axis=1)
     ok_span = (spans["status"].to_numpy(dtype=str) != "inconsistent") & np.isfinite(spans["rate"].to_numpy(float)) \
         & (spans["rate"].to_numpy(float) > 0)
     span_mpan = reg_mpan[spans["register"].to_numpy(dtype=np.int64)[ok_span]]
