@@ -557,6 +557,9 @@ def _out_of_order(reads: pd.DataFrame) -> np.ndarray:
     """True where a read of the same (mpan, meter, register) with a later read_at arrived earlier."""
     if not len(reads):
         return np.zeros(0, dtype=bool)
+    fast = _out_of_order_sorted(reads)
+    if fast is not None:
+        return fast
     # (mpan, meter, register) as one integer per read: the groups of the text key, without the text
     key = np.zeros(len(reads), dtype=np.int64)
     for column in ("mpan", "meter_id", "register_id"):
@@ -579,6 +582,33 @@ def _out_of_order(reads: pd.DataFrame) -> np.ndarray:
     later = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[ns]")
     later[in_group] = g["later_min"].to_numpy(dtype="datetime64[ns]")[group[in_group].astype(np.int64)]
     return ~np.isnat(later) & (later < df["available_at"].to_numpy(dtype="datetime64[ns]"))
+
+
+def _out_of_order_sorted(reads: pd.DataFrame) -> np.ndarray | None:
+    """:func:`_out_of_order` by one lexsort over integer keys of the text columns (None when the text
+    cannot be keyed as integers or an instant is missing: then pandas groups)."""
+    text = [_int_keys(_unicode(reads[c])) for c in ("mpan", "meter_id", "register_id")]
+    at = reads["read_at"].to_numpy(dtype="datetime64[ns]")
+    avail = reads["available_at"].to_numpy(dtype="datetime64[ns]")
+    if any(k is None for k in text) or np.isnat(at).any() or np.isnat(avail).any():
+        return None
+    mp, mid, rid = text
+    ra, av = at.view(np.int64), avail.view(np.int64)
+    o = np.lexsort((av, ra, rid, mid, mp))  # by register, read_at, then arrival
+    new_key = np.r_[True, (mp[o][1:] != mp[o][:-1]) | (mid[o][1:] != mid[o][:-1]) | (rid[o][1:] != rid[o][:-1])]
+    new_group = new_key | np.r_[True, ra[o][1:] != ra[o][:-1]]
+    starts = np.flatnonzero(new_group)
+    group_min = av[o][starts]  # earliest arrival of each (register, read_at): the first of its group
+    group_key = np.cumsum(new_key)[starts]
+    # earliest arrival among the groups dated later in the same register: reverse running minimum,
+    # then the next group's
+    suffix = pd.Series(group_min[::-1]).groupby(group_key[::-1], sort=False).cummin().to_numpy()[::-1]
+    later = np.full(starts.size, np.iinfo(np.int64).max, dtype=np.int64)
+    same = group_key[1:] == group_key[:-1]
+    later[:-1] = np.where(same, suffix[1:], later[:-1])
+    group_of = np.empty(len(reads), dtype=np.int64)
+    group_of[o] = np.cumsum(new_group) - 1
+    return later[group_of] < av
 
 
 def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> ScreenedReads:

@@ -307,7 +307,7 @@ def retrieve(
 
     # Delivered HH values and injected faults.
     delivered = np.where(retrieved[:, day_of_t], energy_true, np.nan)
-    avail_t = avail[:, day_of_t]
+    avail_t = np.take(avail, day_of_t, axis=1)  # row-major, as the Dataset keeps it (no reordering copy)
     faults, duplicates = _inject_faults(
         _rng(seed, "faults"),
         config,
