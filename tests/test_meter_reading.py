@@ -340,3 +340,43 @@ def test_bench_inputs_run():
     assert len(kw["metering"].read_mpans) == 100
     screened = mr.screen_reads(out.reads, kw["metering"])
     assert screened.checks["accepted"] + screened.checks["rejected"] == len(out.reads)
+
+
+def test_screening_on_integer_keys_equals_text_joins(fortnight):
+    """Screening against MTDs held as Arrow text (integer keys) or as numpy objects (text joins)."""
+    market, m = fortnight
+    reads = mr.read_meters(market, m, mr.MeterReadingConfig(unknown_meter_rate=0.1, duplicate_rate=0.1)).reads
+    reads = pd.concat([reads, reads.iloc[[0, 1]]], ignore_index=True)
+    reads.loc[len(reads) - 1, "value"] += 1.0
+    reads.loc[2, "meter_id"] = "Zé 1"  # text that cannot be keyed as an integer
+    obj = {c: object for c in ("mpan", "meter_id", "register_id")}
+    plain = me.Metering(**{f: getattr(m, f) for f in ("exchanges", "exchange_reads", "cumulative", "config",
+                                                     "seed", "attrs")},
+                        meters=m.meters.astype({c: object for c in ("mpan", "meter_id")}),
+                        registers=m.registers.astype(obj))
+    for some in (reads, reads.drop(index=2)):
+        got, want = mr.screen_reads(some, m), mr.screen_reads(some, plain)
+        assert got.checks == want.checks
+        pd.testing.assert_frame_equal(got.accepted, want.accepted)
+        pd.testing.assert_frame_equal(got.rejected, want.rejected)
+
+
+def test_out_of_order_integer_keys_equal_pandas_groups():
+    rng = np.random.default_rng(5)
+    n = 200
+    reads = pd.DataFrame({
+        "mpan": pd.array(rng.choice(["1000000000001", "1000000000002"], n), dtype="str"),
+        "meter_id": pd.array(rng.choice(["A12B 34567", "21P0123456"], n), dtype="str"),
+        "register_id": pd.array(rng.choice(["01", "02"], n), dtype="str"),
+        "read_at": np.datetime64("2026-01-01", "ns") + rng.integers(0, 4, n) * np.timedelta64(3600 * 10**9, "ns"),
+        "available_at": np.datetime64("2026-01-01", "ns") + rng.integers(0, 6, n) * np.timedelta64(3600 * 10**9, "ns"),
+    })
+    fast = mr._out_of_order_sorted(reads)
+    with_nat = reads.copy()
+    with_nat.loc[n - 1, "read_at"] = pd.NaT  # pandas groups
+    assert fast is not None and fast.any() and mr._out_of_order_sorted(with_nat) is None
+    assert np.array_equal(mr._out_of_order(with_nat)[: n - 1], mr._out_of_order(reads.iloc[: n - 1]))
+    key = reads["mpan"] + "|" + reads["meter_id"] + "|" + reads["register_id"]
+    at, av = reads["read_at"].to_numpy(), reads["available_at"].to_numpy()
+    want = [bool(((key == key[i]).to_numpy() & (at > at[i]) & (av < av[i])).any()) for i in range(n)]
+    assert fast.tolist() == want

@@ -287,3 +287,40 @@ def test_non_smart_segment_mpans_are_ignored_and_bad_energy_refused():
     market.meters["energy"][1, 3] = -1.0
     with pytest.raises(ValueError, match="negative"):
         me.build_metering(market)
+
+
+def _rebuilt(m):
+    """The same tables in a new Metering, text held as numpy objects (no Arrow data, no built keys)."""
+    tables = {name: getattr(m, name).astype({c: object for c in ("mpan", "meter_id", "register_id")
+                                             if c in getattr(m, name).columns})
+              for name in ("meters", "registers")}
+    return me.Metering(**{**{f: getattr(m, f) for f in ("exchanges", "exchange_reads", "cumulative",
+                                                        "config", "seed", "attrs")}, **tables})
+
+
+def test_keys_follow_the_tables():
+    """The integer keys kept with the MTDs give what the text gives, also after a table changes."""
+    market = make_market("2026-03-29", "2026-03-31", n=40, export=4)
+    m = me.build_metering(market, me.MeteringConfig(exchange_share=0.3))
+    plain = _rebuilt(m)
+    assert m.dcc_mpans.tolist() == plain.dcc_mpans.tolist() and m.read_mpans.tolist() == plain.read_mpans.tolist()
+    mpans = np.r_[m.meters["mpan"].to_numpy(dtype=str), ["1234567890123"]]
+    at = np.full(mpans.size, m.boundaries[3])
+    for got, want in zip(m.rows_in_service(mpans, at), plain.rows_in_service(mpans, at), strict=True):
+        assert np.array_equal(got, want)
+    # a register moved to another meter of its MPAN: the keys are derived again
+    m.registers.loc[0, "meter_id"] = "ZZ9Z 99999"
+    _, rows = m.rows_in_service(mpans[:1], at[:1])
+    assert 0 not in rows.tolist()
+
+
+def test_int_keys_sort_and_compare_as_text():
+    text = np.array(["A12B 34567", "21P0123456", "21P012345", "", "zz", "21P0123456", "0"])
+    keys = me._int_keys(text)
+    assert np.array_equal(np.argsort(keys, kind="stable"), np.argsort(text, kind="stable"))
+    assert (keys[:, None] == keys[None, :]).tolist() == (text[:, None] == text[None, :]).tolist()
+    digits = np.array(["1000000000001", "0999999999999", "1", "10"])
+    assert np.array_equal(np.argsort(me._int_keys(digits)), np.argsort(digits))
+    assert me._int_keys(np.array(["é"])) is None and me._int_keys(np.array(["a-b"])) is None
+    series = pd.Series(pd.array(digits, dtype="str"))
+    assert me._unicode(series).tolist() == series.to_numpy(dtype=str).tolist()
