@@ -520,12 +520,18 @@ def cell_sums(agg: xr.Dataset, settled: xr.Dataset, force, market) -> dict[str, 
     active = force.energised
     e = np.asarray(settled["energy"].values)
     comp = np.asarray(agg["component"].values)
-    # losses recomputed cell by cell, independently of aggregation's keys (defaults excluded)
+    # losses recomputed from the cells, independently of aggregation's keys (defaults excluded):
+    # sum of E x (LLF - 1) over valued cells = sum over (LLFC, period) of (LLF - 1) x their energy;
+    # an LLF that is not finite where a cell is valued makes the sum NaN, as per cell it would
     codes, cats = force.codes("llfc")
+    n_t = e.shape[1] if e.ndim == 2 else 0
     llf = market.line_loss_factors.reindex(llfc=cats).sel(time=settled["time"].values).values
     valued = active & (np.asarray(settled["quality"].values) != cube.MISSING)
-    cell_loss = np.where(valued, e * (llf[np.maximum(codes, 0), np.arange(e.shape[1])[None, :]] - 1.0), 0.0) \
-        if e.size else np.zeros(0)
+    cell_bin = (codes.astype(np.int64) * n_t + np.arange(n_t))[valued]
+    size = len(cats) * n_t
+    energy_by = np.bincount(cell_bin, weights=e[valued], minlength=size).reshape(len(cats), n_t)
+    cells_by = np.bincount(cell_bin, minlength=size).reshape(len(cats), n_t)
+    cell_loss = np.where(cells_by > 0, energy_by * (llf - 1.0), 0.0) if size else np.zeros(0)
     loss_rows = comp == "losses"
     return {
         "aggregated consumption": float(agg["energy"].values[comp == "consumption"].sum()),
