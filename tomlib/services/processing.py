@@ -94,11 +94,12 @@ from tomlib import cube, reference
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
-from tomlib.services._processing_keys import _fast_codes, joint_codes, key_codes, lookup, str_codes
+from tomlib.services._processing_keys import _codes, _fast_codes, joint_codes, key_codes, lookup, str_codes
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
     DAYS_PER_YEAR,
     _label_codes,
+    column_major,
     INTERIM_SOURCE,
     category_labels,
     expected_cumulative,
@@ -404,10 +405,23 @@ def smart_inputs(market, config=None) -> SmartInputs:
     return out
 
 
+_NUMPY_STRINGS_AS = pd.Series(np.array(["a"])).dtype  # what pandas makes of numpy strings (pandas 3: str)
+
+
+def _column(values: np.ndarray):
+    """A standing column as pandas makes it of a numpy array, numpy strings converted once per distinct
+    value (a handful per column: GSP group, supplier, LLFC, ...) and then taken by row."""
+    if values.dtype.kind != "U" or not values.size or not isinstance(_NUMPY_STRINGS_AS, pd.StringDtype):
+        return values
+    codes, _ = _codes(values)
+    first = np.unique(codes, return_index=True)[1]
+    return pd.array(values[first], dtype=_NUMPY_STRINGS_AS).take(codes)
+
+
 def _standing(meters: xr.Dataset) -> pd.DataFrame:
     cols = list(cube.STANDING_COORDS) + [c for c in ("linked_mpan", "solar_capacity", "profile_class")
                                          if c in meters.coords]
-    return pd.DataFrame({c: meters[c].to_numpy() for c in cols},
+    return pd.DataFrame({c: _column(meters[c].to_numpy()) for c in cols},
                         index=pd.Index(meters["mpan"].to_numpy().astype(str), name="mpan"))
 
 
@@ -480,7 +494,8 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
     all_times = pd.DatetimeIndex(meters["time"].to_numpy())
     day_of_t = cal.from_utc(all_times)[0]
     n_keep = _window_end(all_times, t_as_of, until)
-    ds = meters.isel(mpan=sel, time=slice(0, n_keep))
+    # the standing coordinates of the smart MPANs (not the market's energy: a copy of it is not needed)
+    ds = meters.drop_vars(list(meters.data_vars)).isel(mpan=sel, time=slice(0, n_keep))
     mpans = ds["mpan"].to_numpy().astype(str)
     times = all_times[:n_keep]
     hh_vis, dups, _ = rt_mod.visible(inp.retrieval, t_as_of)
@@ -596,6 +611,16 @@ def _regions(gsp_group) -> np.ndarray:
     if pd.isna(out).any():
         raise ValueError(f"unknown GSP group {groups[pd.isna(out)][0]!r}")
     return out.astype(str)[codes]
+
+
+def _str_array(values: np.ndarray):
+    """``pd.array(values.astype(str), dtype="str")`` for values with a few distinct strings (reasons):
+    the distinct ones converted, then taken by row."""
+    values = np.asarray(values, dtype=object)
+    if not values.size or pd.isna(values).any():  # (None and NaN render differently: row by row)
+        return pd.array(values.astype(str), dtype="str")
+    codes, distinct = pd.factorize(values)
+    return pd.array(np.asarray(distinct, dtype=object).astype(str), dtype="str").take(codes)
 
 
 def _str_keys(frame: pd.DataFrame, columns) -> list:
@@ -805,7 +830,7 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
         _duplicates_rejected(dups, dup_reason),
         _reads_rejected(reads, read_reason, read_field),
     ], ignore_index=True)
-    reads_out = reads.assign(reason=pd.array(read_reason.astype(str), dtype="str"), deemed=deemed)
+    reads_out = reads.assign(reason=_str_array(read_reason), deemed=deemed)
     counts["spans"] = float(len(spans))
     for status in ("shaped", "all_actual", "inconsistent"):
         counts[f"spans_{status}"] = float((spans["status"] == status).sum())
@@ -946,8 +971,8 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
     col_idx = np.arange(out.quality.shape[1])[cols]
     q = out.quality[:, col_idx]
     c["mpan_periods"] = float(q.size)
-    e = out.energy[:, col_idx]
-    counts = np.bincount(q.ravel(), minlength=256)
+    e = column_major(out.energy[:, cols])  # the same column-major copy, made quicker
+    counts = np.bincount(q.ravel(order="K"), minlength=256)
     e0 = None
     for label in (*METHODS, "MISSING"):
         n_label = int(counts[_Q[label]])
@@ -957,7 +982,10 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
             continue
         if e0 is None:  # NaN -> 0 once; the array summed is the one nansum(where(sel, e, 0)) sums
             e0 = np.where(np.isnan(e), 0.0, e)
-        c[f"energy_{label} [kWh]"] = float(np.sum(np.where(q == _Q[label], e0, 0.0)))
+            cell = np.empty_like(e0)  # one buffer, laid out like e0, for where(q == label, e0, 0.0)
+        cell.fill(0.0)
+        np.copyto(cell, e0, where=q == _Q[label])
+        c[f"energy_{label} [kWh]"] = float(np.sum(cell))
     c["mpan_periods_in_minus_out"] = c["mpan_periods"] - sum(c[f"mpan_periods_{k}"] for k in (*METHODS, "MISSING"))
     # advances count on the day their closing read does
     bounds = np.append(window.to_numpy(), window[-1].to_datetime64() + cal.PERIOD.to_timedelta64())
