@@ -202,3 +202,53 @@ def test_expected_energy_uses_the_meters_own_hh_data_where_valid():
     # 5 (HH) + 1 (AC x r) + 7 (HH); the inactive period counts nothing
     assert cum[0].tolist() == pytest.approx([0.0, 5.0, 6.0, 13.0, 13.0])
     assert pe.expected_cumulative(ratio, active, [1000.0])[0, -1] == pytest.approx(3.0)
+
+
+def test_label_codes_are_numpys_unique_and_inverse():
+    lab = np.array(["_P|W|S|D|AI", "_C|W|S|N|AE", "_P|W|S|D|AI", "é|W", "_C|W|S|N|AE"])
+    for labels in (lab, lab[:3]):  # with a non-ASCII label (coded by np.unique) and without
+        cats, codes = pe._label_codes(labels)
+        ref_cats, ref_codes = np.unique(labels, return_inverse=True)
+        assert cats.tolist() == ref_cats.tolist() and codes.tolist() == ref_codes.ravel().tolist()
+
+
+def test_column_major_copy_sums_as_the_row_major_array():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2500, 7)) * 10.0 ** rng.integers(-6, 6, (2500, 7))
+    f = pe.column_major(a, rows_per_block=64)
+    assert f.flags.f_contiguous and np.array_equal(f, a)
+    starts = np.array([0, 5, 1300])
+    assert np.array_equal(np.add.reduceat(f, starts, axis=0), np.add.reduceat(a, starts, axis=0))
+    assert pe.column_major(f) is f
+
+
+def test_mean_by_category_and_national_sums():
+    rng = np.random.default_rng(1)
+    n, t = 300, 5
+    lab = rng.choice(np.array(["_A|W|S|D|AI", "_A|W|S|N|AI", "_B|W|S|D|AI"]), n)
+    e = rng.random((n, t))
+    ok = rng.random((n, t)) < 0.7
+    ac = rng.random(n) * 4000
+    cats, mean, cnt, w = pe._mean_by(lab, e, ok, ac)
+    for i, c in enumerate(cats):  # the sums np.add.reduceat gives over each label's rows, in row order
+        rows = np.flatnonzero(lab == c)
+        assert np.array_equal(cnt[i], ok[rows].sum(axis=0).astype(float))
+        assert np.array_equal(mean[i], np.add.reduceat(np.where(ok[rows], e[rows], 0.0), [0], axis=0)[0] / cnt[i])
+        assert np.array_equal(w[i], np.add.reduceat(np.where(ok[rows], ac[rows, None], 0.0), [0], axis=0)[0] / cnt[i])
+
+
+def test_category_labels_of_many_rows_keep_numpys_width():
+    st_ = pd.concat([_standing(3), _standing(2, "_P", False, "AE"), _standing(1, "_C", False, "AI")],
+                    ignore_index=True)
+    ref = np.char.add(np.char.add(st_["gsp_group"].to_numpy().astype(str), "|"), "W|S|")
+    ref = np.char.add(np.char.add(ref, np.where(st_["domestic"].to_numpy(dtype=bool), "D", "N")), "|")
+    ref = np.char.add(ref, st_["measurement_quantity"].to_numpy().astype(str))
+    got = pe.category_labels(st_)
+    assert got.dtype == ref.dtype and got.tolist() == ref.tolist()
+
+
+def test_one_day_without_repeats():
+    assert pe.one_day_without_repeats(cal.time_axis(pd.Timestamp("2026-03-23"), pd.Timestamp("2026-03-23")))
+    assert pe.one_day_without_repeats(cal.time_axis(pd.Timestamp("2026-03-29"), pd.Timestamp("2026-03-29")))
+    assert not pe.one_day_without_repeats(cal.time_axis(pd.Timestamp("2026-10-25"), pd.Timestamp("2026-10-25")))
+    assert not pe.one_day_without_repeats(cal.time_axis(pd.Timestamp("2026-03-23"), pd.Timestamp("2026-03-24")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tomlib.services.processing_reads import ReadRules, advance, validate_reads
@@ -94,3 +95,25 @@ def test_margin_and_passes_are_configurable():
     assert rv.reason.tolist() == ["", "above_twice_expected"]
     with pytest.raises(ValueError, match="max_passes"):
         ReadRules(max_passes=0)
+
+
+def test_lookup_of_pandas_strings_and_numpy_strings_agree():
+    from pandas.errors import InvalidIndexError
+
+    from tomlib.services._processing_keys import joint_codes, lookup, str_codes
+
+    left = [np.array(["1000000000001", "1000000000002", "1000000000003"]), np.array(["M1", "M22", "M1"])]
+    right = [np.array(["1000000000003", "1000000000009", "1000000000001", "1000000000002"]),
+             np.array(["M1", "M1", "M1", "M2"])]
+    lk, rk, _ = joint_codes(left, right)
+    expected = pd.Index(lk).get_indexer(rk)
+    assert expected.tolist() == [2, -1, 0, -1]
+    as_str = [pd.Series(c, dtype="str") for c in left]
+    assert lookup(left, right).tolist() == expected.tolist()
+    assert lookup(as_str, right).tolist() == expected.tolist()
+    assert lookup(as_str, [pd.Series(c, dtype="str") for c in right]).tolist() == expected.tolist()
+    assert lookup([np.array(["é", "a"])], [pd.Series(["a", "é", "b"], dtype="str")]).tolist() == [1, 0, -1]
+    with pytest.raises(InvalidIndexError):
+        lookup([pd.Series(["a", "a"], dtype="str")], [np.array(["a"])])
+    codes, distinct = str_codes(pd.Series(["_C", "_P", "_C"], dtype="str"))
+    assert distinct[codes].tolist() == ["_C", "_P", "_C"] and distinct.dtype == np.dtype("<U2")

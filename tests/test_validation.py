@@ -116,3 +116,29 @@ def test_validate_hh_shape_errors():
         v.validate_hh(np.zeros(3), max_energy=1.0)
     with pytest.raises(ValueError, match="max_energy"):
         v.validate_hh(np.zeros((1, 3)), max_energy=np.nan)
+
+
+def _zero_runs_by_labels(e, check, min_zero_run, max_zero_share):
+    """The rule written out with validation._runs (labels over every cell), as zero_runs had it."""
+    zero = (e == 0) & np.broadcast_to(np.asarray(check, bool).reshape(e.shape[0], -1), e.shape)
+    run_id, length = v._runs(zero)
+    if length.size == 0:
+        return np.zeros(e.shape, dtype=bool)
+    n_values, n_zero = np.isfinite(e).sum(axis=1), (e == 0).sum(axis=1)
+    row_of_run = np.zeros(length.size, dtype=np.int64)
+    cells = run_id >= 0
+    row_of_run[run_id[cells]] = np.nonzero(cells)[0]
+    share = (n_zero[row_of_run] - length) / np.maximum(n_values[row_of_run] - length, 1)
+    return cells & ((length >= min_zero_run) & (share < max_zero_share))[np.maximum(run_id, 0)]
+
+
+def test_zero_runs_on_the_zero_cells_alone_as_on_every_cell():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n, t = rng.integers(1, 12), rng.integers(1, 30)
+        e = rng.random((n, t))
+        e[rng.random((n, t)) < rng.random()] = 0.0
+        e[rng.random((n, t)) < 0.1] = np.nan
+        check = rng.random(n) < 0.8
+        for min_run, share in ((2, 0.5), (4, 0.01), (3, 1.0)):
+            assert np.array_equal(v.zero_runs(e, check, min_run, share), _zero_runs_by_labels(e, check, min_run, share))
