@@ -271,7 +271,7 @@ def _strings(values, what: str) -> np.ndarray:
     return s.astype(str).to_numpy(dtype=np.str_)
 
 
-def meter_cube(energy, times, mpans, standing: pd.DataFrame, quality=None, estimation_reason=None,
+def meter_cube(energy, times, mpans, standing, quality=None, estimation_reason=None,
                name: str = "energy") -> xr.Dataset:
     """Build a validated meter-level cube (dims mpan x time).
 
@@ -283,10 +283,12 @@ def meter_cube(energy, times, mpans, standing: pd.DataFrame, quality=None, estim
         UTC period starts, contiguous 30-minute steps (tz-aware values are converted to UTC).
     mpans : array-like of str
         13-digit MPAN cores, unique.
-    standing : pandas.DataFrame
+    standing : pandas.DataFrame or mapping of str to array
         Standing data indexed by MPAN (or with an ``mpan`` column) holding at least the columns of
         ``STANDING_COORDS``; every MPAN of ``mpans`` must be present. Extra columns become extra
-        coordinates on ``mpan``.
+        coordinates on ``mpan``. A mapping holds one array per column, aligned with ``mpans``
+        (same order and length): the generator's way, with no table to index and no string
+        conversion for NumPy columns.
     quality : array-like, optional
         DI-083 quality labels or uint8 codes, shape of ``energy``. Default: ``A`` where energy is
         finite, ``MISSING`` where it is NaN (the right coding for true consumption).
@@ -315,40 +317,25 @@ def meter_cube(energy, times, mpans, standing: pd.DataFrame, quality=None, estim
         raise ValueError(f"meter_cube: {name} must have shape (n_mpan, n_time) = ({mpan.size}, {t.size}), "
                          f"got {values.shape}")
 
-    table = standing.set_index("mpan") if "mpan" in standing.columns else standing
-    missing_cols = [c for c in STANDING_COORDS if c not in table.columns]
-    if missing_cols:
-        raise ValueError(f"meter_cube: standing data lacks column(s) {missing_cols}; expected "
-                         f"{list(STANDING_COORDS)}")
-    from tomlib.mpan import positions
-
-    if not table.index.is_unique:
-        index = pd.Index(table.index.astype(str))
-        raise ValueError(f"meter_cube: standing data has duplicate MPANs, e.g. "
-                         f"{index[index.duplicated()][:3].tolist()}")
-    pos = positions(table.index, mpan)
-    if (pos < 0).any():
-        raise ValueError(f"meter_cube: standing data lacks {int((pos < 0).sum())} MPAN(s), e.g. "
-                         f"{mpan[pos < 0][:3].tolist()}")
-    rows = table.iloc[pos]
+    rows = _standing_rows(standing, mpan)
     coords: dict[str, tuple] = {}
-    for col in rows.columns:
+    for col in rows:
         kind, _, attrs = STANDING_COORDS.get(col, (None, None, {}))
         series = rows[col]
         if kind == "U" or (kind is None and not pd.api.types.is_numeric_dtype(series)
                            and not pd.api.types.is_bool_dtype(series)
                            and not pd.api.types.is_datetime64_any_dtype(series)):
-            data = _strings(series.to_numpy(), f"meter_cube: standing.{col}")
+            data = _strings(_column_values(series), f"meter_cube: standing.{col}")
         elif kind == "b":
             if not pd.api.types.is_bool_dtype(series):
                 raise ValueError(f"meter_cube: standing.{col} must be boolean, got dtype {series.dtype}")
-            data = series.to_numpy(dtype=bool)
+            data = _column_values(series, bool)
         elif kind == "f":
             if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
                 raise ValueError(f"meter_cube: standing.{col} must be numeric, got dtype {series.dtype}")
-            data = series.to_numpy(dtype=np.float64)
+            data = _column_values(series, np.float64)
         else:
-            data = series.to_numpy()
+            data = _column_values(series)
         coords[col] = ("mpan", data, dict(attrs))
 
     if quality is None:
@@ -371,6 +358,46 @@ def meter_cube(energy, times, mpans, standing: pd.DataFrame, quality=None, estim
     ds = add_settlement_coords(ds)
     validate_meter_cube(ds, where="meter_cube", name=name)
     return ds
+
+
+def _standing_rows(standing, mpan: np.ndarray) -> dict:
+    """Standing columns in the order of ``mpan``: a DataFrame's rows looked up by MPAN, a mapping's
+    arrays checked for length (module docstring of :func:`meter_cube`)."""
+    if isinstance(standing, pd.DataFrame):
+        table = standing.set_index("mpan") if "mpan" in standing.columns else standing
+        columns = list(table.columns)
+    else:
+        columns = [c for c in standing if c != "mpan"]
+    missing_cols = [c for c in STANDING_COORDS if c not in columns]
+    if missing_cols:
+        raise ValueError(f"meter_cube: standing data lacks column(s) {missing_cols}; expected "
+                         f"{list(STANDING_COORDS)}")
+    if not isinstance(standing, pd.DataFrame):
+        arrays = {c: np.asarray(standing[c]) for c in columns}
+        wrong = [c for c, v in arrays.items() if v.shape != mpan.shape]
+        if wrong:
+            raise ValueError(f"meter_cube: standing column(s) {wrong} must hold one value per MPAN "
+                             f"({mpan.size}), in the order of mpans")
+        return arrays
+    from tomlib.mpan import positions
+
+    if not table.index.is_unique:
+        index = pd.Index(table.index.astype(str))
+        raise ValueError(f"meter_cube: standing data has duplicate MPANs, e.g. "
+                         f"{index[index.duplicated()][:3].tolist()}")
+    pos = positions(table.index, mpan)
+    if (pos < 0).any():
+        raise ValueError(f"meter_cube: standing data lacks {int((pos < 0).sum())} MPAN(s), e.g. "
+                         f"{mpan[pos < 0][:3].tolist()}")
+    rows = table.iloc[pos]
+    return {c: rows[c] for c in rows.columns}
+
+
+def _column_values(column, dtype=None) -> np.ndarray:
+    """A standing column (pandas Series or NumPy array) as a NumPy array."""
+    if isinstance(column, pd.Series):
+        return column.to_numpy(dtype=dtype) if dtype is not None else column.to_numpy()
+    return np.asarray(column, dtype=dtype)
 
 
 def _as_codes(values, to_codes, n: int, what: str) -> np.ndarray:

@@ -1087,9 +1087,14 @@ def _solar_generation(scenario, settings: GeneratorSettings, plan: _Plan, solar_
     return generation, export_annual
 
 
-def _standing_frame(scenario, settings: GeneratorSettings, plan: _Plan, solar_rows: np.ndarray,
-                    export_annual: np.ndarray, dom: np.ndarray, donor_households: np.ndarray) -> pd.DataFrame:
-    """Standing data of the import MPANs (plan order) followed by the export MPANs, indexed by MPAN core."""
+def _standing_columns(scenario, settings: GeneratorSettings, plan: _Plan, solar_rows: np.ndarray,
+                      export_annual: np.ndarray, dom: np.ndarray, donor_households: np.ndarray
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """MPAN cores and standing data of the import MPANs (plan order) followed by the export MPANs.
+
+    One NumPy array per column (:func:`tomlib.cube.meter_cube` takes them as they are: no table,
+    no conversion of a national block's strings to pandas' Arrow strings and back).
+    """
     n_imp, n_exp = plan.kind.size, solar_rows.size
     # One core per import plus one reserved for its possible export MPAN, so that the import cores do
     # not depend on which homes have solar (and cores are unique across both by construction).
@@ -1104,7 +1109,7 @@ def _standing_frame(scenario, settings: GeneratorSettings, plan: _Plan, solar_ro
     segment_use[adv] = np.where(plan.annual_consumption[adv[:n_imp]] >= settings.advanced_hv_from_kwh,
                                 "advanced_hv", "advanced_lv")
     segment_use = segment_use.astype(str)
-    linked = np.full(n_imp + n_exp, "", dtype=object)
+    linked = np.full(n_imp + n_exp, "", dtype=cores.dtype)
     linked[solar_rows] = cores[n_imp:]
     linked[n_imp:] = cores[solar_rows]
     donor_house = np.full(n_imp + n_exp, "", dtype=object)
@@ -1115,38 +1120,46 @@ def _standing_frame(scenario, settings: GeneratorSettings, plan: _Plan, solar_ro
     letters = np.array([g[1] for g in scenario.gsp_groups], dtype=object)[
         pd.Index(list(scenario.gsp_groups)).get_indexer(gsp_all)]
 
-    def text(values) -> pd.api.extensions.ExtensionArray:
-        # plain Python strings: this frame only feeds meter_cube, which makes numpy strings of them;
-        # pandas' default (Arrow) strings would be converted there and back for every MPAN
-        return pd.array(np.asarray(values).astype(str).astype(object), dtype=object)
-
-    return pd.DataFrame(
-        {
-            "gsp_group": text(gsp_all),
-            "market_segment": text(np.where(adv, "A", "S")),
-            # DI-015: W whole current (smart), L / H LV / HV current-transformer (advanced)
-            "connection_type": text(np.select([segment_use == "advanced_lv", segment_use == "advanced_hv"],
-                                              ["L", "H"], "W")),
-            "domestic": np.isin(kind_all, ("smart_domestic", "smart_export")),
-            "supplier": text(supplier_all),
-            "bm_unit": text("2__" + letters + supplier_all.astype(object) + "001"),
-            "llfc": text(_llfc_of(gsp_all, segment_use)),
-            "measurement_quantity": text(np.where(kind_all == "smart_export", "AE", "AI")),
-            "annual_consumption": np.concatenate([plan.annual_consumption, export_annual]),
-            # extra columns become extra mpan coordinates of the cube
-            "profile_class": np.concatenate([plan.profile_class, np.zeros(n_exp, dtype=np.int64)]),
-            "donor_household": text(donor_house.astype(str)),
-            "linked_mpan": text(linked.astype(str)),
-            "solar_capacity": capacity,
-        },
-        index=pd.Index(cores, name="mpan"),
-    )
+    return cores, {
+        "gsp_group": gsp_all.astype(str),
+        "market_segment": np.where(adv, "A", "S"),
+        # DI-015: W whole current (smart), L / H LV / HV current-transformer (advanced)
+        "connection_type": np.select([segment_use == "advanced_lv", segment_use == "advanced_hv"], ["L", "H"], "W"),
+        "domestic": np.isin(kind_all, ("smart_domestic", "smart_export")),
+        "supplier": supplier_all.astype(str),
+        "bm_unit": np.char.add(np.char.add("2__", letters.astype(str)), np.char.add(supplier_all.astype(str), "001")),
+        "llfc": np.asarray(_llfc_of(gsp_all, segment_use), dtype=str),
+        "measurement_quantity": np.where(kind_all == "smart_export", "AE", "AI"),
+        "annual_consumption": np.concatenate([plan.annual_consumption, export_annual]),
+        # extra columns become extra mpan coordinates of the cube
+        "profile_class": np.concatenate([plan.profile_class, np.zeros(n_exp, dtype=np.int64)]),
+        "donor_household": donor_house.astype(str),
+        "linked_mpan": linked,
+        "solar_capacity": capacity,
+    }
 
 
-def _losses_and_take(scenario, energy: np.ndarray, standing: pd.DataFrame, times: pd.DatetimeIndex,
+def _with_unmetered(cores: np.ndarray, standing: dict[str, np.ndarray], ums) -> tuple[np.ndarray, dict]:
+    """The UMS MPANs' standing data appended to the metered MPANs' (columns they lack: no profile
+    class, donor or linked MPAN, no solar); a null left in a text column is refused by meter_cube."""
+    extra = ums.standing.reindex(columns=list(standing))
+    extra["profile_class"] = 0
+    extra["donor_household"] = ""
+    extra["linked_mpan"] = ""
+    extra["solar_capacity"] = 0.0
+    out = {}
+    for col, values in standing.items():  # a dozen columns
+        part = extra[col].to_numpy()
+        if values.dtype.kind == "U" and not pd.isna(part).any():
+            part = part.astype(str)
+        out[col] = np.concatenate([values, part])
+    return np.concatenate([cores, extra.index.to_numpy().astype(str)]), out
+
+
+def _losses_and_take(scenario, energy: np.ndarray, standing: dict[str, np.ndarray], times: pd.DatetimeIndex,
                      slot: np.ndarray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
     """Line loss factors (llfc x time), unaccounted energy and GSP group take (gsp_group x time)."""
-    llfc = standing["llfc"].to_numpy(dtype=str)
+    llfc = np.asarray(standing["llfc"], dtype=str)
     used = np.unique(llfc)
     voltage = reference.line_loss_factor_classes().loc[used, "voltage_level"].to_numpy()
     months = pd.DatetimeIndex(cal.from_utc(times)[0]).month.to_numpy()
@@ -1157,8 +1170,8 @@ def _losses_and_take(scenario, energy: np.ndarray, standing: pd.DataFrame, times
     ))
     at_gsp = energy * llf_values[np.searchsorted(used, llfc)]
     groups = np.array(scenario.gsp_groups)
-    member = standing["gsp_group"].to_numpy(dtype=str)[None, :] == groups[:, None]  # (group, mpan)
-    is_import = (standing["measurement_quantity"] == "AI").to_numpy()
+    member = np.asarray(standing["gsp_group"], dtype=str)[None, :] == groups[:, None]  # (group, mpan)
+    is_import = np.asarray(standing["measurement_quantity"], dtype=str) == "AI"
     imports_llf = (member & is_import).astype(float) @ at_gsp
     exports_llf = (member & ~is_import).astype(float) @ at_gsp
     del at_gsp
@@ -1240,21 +1253,17 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     energy[solar_rows] = np.maximum(demand - generation, 0.0)
     del demand, generation
 
-    standing = _standing_frame(scenario, settings, plan, solar_rows, export_annual,
-                               dom, library.households[donor])
+    cores, standing = _standing_columns(scenario, settings, plan, solar_rows, export_annual,
+                                       dom, library.households[donor])
 
     # Unmetered supplies: their own generator; they join the meter cube like any other MPAN.
     ums = unmetered_supplies(scenario, times, stream(scenario.seed, "unmetered"), plan.ums_per_gsp,
-                             standing.index.to_numpy(), settings.mpan_id_range)
+                             cores, settings.mpan_id_range)
     if ums is not None:
-        ums_standing = ums.standing.reindex(columns=standing.columns)
-        ums_standing["profile_class"] = 0
-        ums_standing["donor_household"] = ""
-        ums_standing["linked_mpan"] = ""
-        ums_standing["solar_capacity"] = 0.0
-        standing = pd.concat([standing, ums_standing])
-        energy = np.concatenate([energy, ums.energy.sel(mpan=ums_standing.index.to_numpy()).to_numpy()])
-    meters = cube.meter_cube(energy, times, standing.index.to_numpy(), standing)
+        n_metered = cores.size
+        cores, standing = _with_unmetered(cores, standing, ums)
+        energy = np.concatenate([energy, ums.energy.sel(mpan=cores[n_metered:]).to_numpy()])
+    meters = cube.meter_cube(energy, times, cores, standing)
     meters["solar_capacity"].attrs.update(units="kWp", long_name="rooftop solar capacity (0: none)")
     meters["profile_class"].attrs.update(long_name="profile class of the shape behind the true energy "
                                          "(1: LCL households; 0: export)")
