@@ -115,9 +115,26 @@ def _ascii_rows(values) -> np.ndarray | None:
     return rows
 
 
+def _digit_rows(ra: np.ndarray, rb: np.ndarray) -> np.ndarray | None:
+    """Both sides' rows as int64 numbers when every string is digits of one width (<= 18), else None."""
+    width = ra.shape[1]
+    if not 0 < width <= 18 or rb.shape[1] != width:
+        return None
+    rows = np.concatenate([ra, rb])
+    if not ((rows >= 48) & (rows <= 57)).all():  # (a shorter string has a padding 0 byte)
+        return None
+    return (rows - 48).astype(np.int64) @ 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+
+
 def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
     """Integer codes of the key tuples of two tables of ASCII string columns (equal tuples, equal
-    codes), from their bytes packed eight to a 64-bit word; None when a column is not such strings."""
+    codes); None when a column is not such strings.
+
+    A single column of digits of one width (MPAN cores) is its own code, the number it spells;
+    otherwise the bytes of the columns, side by side, are packed eight to a 64-bit word, each word
+    factorized and the words' codes combined by mixed radix (recoded to their distinct tuples only
+    when int64 would overflow).
+    """
     parts = []
     for a, b in zip(left, right):  # a few key columns
         ra, rb = _ascii_rows(a), _ascii_rows(b)
@@ -125,6 +142,10 @@ def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         parts.append((ra, rb))
     n_left = len(parts[0][0])
+    if len(parts) == 1:
+        numbers = _digit_rows(*parts[0])
+        if numbers is not None:
+            return numbers[:n_left], numbers[n_left:]
     # every column padded to one width on both sides, side by side, so a row's bytes are its key tuple
     widths = [max(ra.shape[1], rb.shape[1], 1) for ra, rb in parts]
     total = -(-sum(widths) // 8) * 8
