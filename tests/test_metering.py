@@ -324,3 +324,11 @@ def test_int_keys_sort_and_compare_as_text():
     assert me._int_keys(np.array(["é"])) is None and me._int_keys(np.array(["a-b"])) is None
     series = pd.Series(pd.array(digits, dtype="str"))
     assert me._unicode(series).tolist() == series.to_numpy(dtype=str).tolist()
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "non-finite"), (-1.0, "negative")])
+def test_bad_true_energy_is_refused(bad, message):
+    market = make_market("2026-03-30", "2026-03-30", n=4)
+    market.meters["energy"].values[1, 3] = bad
+    with pytest.raises(ValueError, match=f"true energy of the smart segment has {message} values"):
+        me.build_metering(market)

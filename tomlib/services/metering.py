@@ -966,10 +966,19 @@ def build_metering(
         raise ValueError("market: empty time axis")
     boundaries = np.append(times.to_numpy(), times[-1].to_datetime64() + _PERIOD_NS).astype("datetime64[ns]")
     window_start = boundaries[0]
-    energy = ds["energy"].isel(mpan=sel).to_numpy()
-    if not np.isfinite(energy).all():
+    if ds["energy"].dims == ("mpan", "time"):
+        # checked row by row in place: the segment's rows are gathered once, per register slot, below
+        energy, energy_rows = ds["energy"].to_numpy(), sel
+        finite = np.isfinite(energy).all(axis=1)[sel].all()
+        negative = finite and (energy < 0).any(axis=1)[sel].any()
+    else:
+        energy = ds["energy"].isel(mpan=sel).to_numpy()
+        energy_rows = np.arange(n)
+        finite = np.isfinite(energy).all()
+        negative = finite and (energy < 0).any()
+    if not finite:
         raise ValueError("market: true energy of the smart segment has non-finite values")
-    if (energy < 0).any():
+    if negative:
         raise ValueError("market: true energy of the smart segment has negative values")
     mq = ds["measurement_quantity"].to_numpy().astype(str)[sel]
     domestic = ds["domestic"].to_numpy().astype(bool)[sel]
@@ -1097,7 +1106,7 @@ def build_metering(
                     "expected exactly once"
                 )
     cum = np.zeros((n_slots, n_t + 1))
-    slot_energy = energy[slot_mpan_pos]
+    slot_energy = energy[energy_rows[slot_mpan_pos]]
     # a single register records every period (mask all True: x * True is x); the others, their TPR's
     multi = np.flatnonzero(~slot_single)
     slot_energy[multi] *= mask[multi]
