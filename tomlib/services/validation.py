@@ -213,23 +213,25 @@ def validate_hh(energy: np.ndarray, *, max_energy, zero_run_rows=True, energised
     if e.ndim != 2:
         raise ValueError(f"validate_hh: energy must be 2-D (mpan, time), got shape {e.shape}")
     mx = _rows(max_energy, e.shape, float, "validate_hh: max_energy")
-    if not np.isfinite(mx).all():
+    if not np.isfinite(np.asarray(max_energy, dtype=float)).all():  # (its values, not broadcast per cell)
         raise ValueError("validate_hh: max_energy must be finite for every MPAN [kWh]")
-    on = np.ones(e.shape, dtype=bool) if energised is None else _rows(energised, e.shape, bool,
-                                                                      "validate_hh: energised")
+    on = None if energised is None else _rows(energised, e.shape, bool, "validate_hh: energised")
     has = np.isfinite(e)
     reason = np.zeros(e.shape, dtype=np.uint8)
 
     def flag(mask: np.ndarray, why: str) -> None:
-        reason[mask & has & (reason == 0)] = _CODE[why]
+        np.copyto(reason, np.uint8(_CODE[why]), where=mask & has & (reason == 0))
 
     with np.errstate(invalid="ignore"):
         flag(e < 0, "negative_value")
         flag(e > mx, "above_maximum")
-        flag(~on & (e > 0), "de_energised")
+        if on is not None:  # (energised everywhere by default: nothing to refuse)
+            flag(~on & (e > 0), "de_energised")
     # values already refused do not count as data of the MPAN in the zero-run statistics
     clean = np.where(reason == 0, e, np.nan)
-    checked = _rows(zero_run_rows, e.shape, bool, "validate_hh: zero_run_rows") & on
+    checked = _rows(zero_run_rows, e.shape, bool, "validate_hh: zero_run_rows")
+    if on is not None:
+        checked = checked & on
     flag(zero_runs(clean, checked, min_zero_run, max_zero_share), "zero_run")
     return reason
 
