@@ -332,3 +332,14 @@ def test_bad_true_energy_is_refused(bad, message):
     market.meters["energy"].values[1, 3] = bad
     with pytest.raises(ValueError, match=f"true energy of the smart segment has {message} values"):
         me.build_metering(market)
+
+
+def test_register_meter_rows_is_the_left_join():
+    market = make_market("2026-03-29", "2026-03-31", n=30)
+    m = me.build_metering(market, me.MeteringConfig(exchange_share=0.3))
+    rows = m.register_meter_rows()
+    joined = m.registers[["mpan", "meter_id"]].merge(
+        m.meters[["mpan", "meter_id", "installed_at"]], on=["mpan", "meter_id"], how="left")
+    assert (rows >= 0).all()
+    assert np.array_equal(m.meters["installed_at"].to_numpy()[rows], joined["installed_at"].to_numpy())
+    assert np.array_equal(_rebuilt(m).register_meter_rows(), rows)

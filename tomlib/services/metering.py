@@ -655,6 +655,20 @@ class Metering:
         self.__dict__["_key_index"] = keys
         return keys
 
+    def register_meter_rows(self) -> np.ndarray:
+        """Row in :attr:`meters` of each register's meter (its ``(mpan, meter_id)``), -1 where none.
+
+        The same as reindexing ``meters`` on ``(mpan, meter_id)`` by the registers' keys (a left
+        join), without joining text: e.g. ``meters["installed_at"].to_numpy()[rows]`` where
+        ``rows >= 0``.
+
+        Raises
+        ------
+        pandas.errors.InvalidIndexError
+            If ``meters`` holds an ``(mpan, meter_id)`` twice.
+        """
+        return self._register_meters(self._keys()).copy()
+
     def _register_meters(self, keys: _MeterKeys) -> np.ndarray:
         """Meter row of each register (-1 where its (mpan, meter_id) is not a meter)."""
         if keys.reg_meter is None:
