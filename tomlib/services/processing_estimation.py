@@ -169,13 +169,16 @@ def _mean_by(labels, values, valid, weights=None, grouping=None
     ok = np.asarray(valid, dtype=bool)[order]
     ends = np.append(starts[1:], order.size)
     n = np.stack([ok[a:b].sum(axis=0) for a, b in zip(starts, ends)]).astype(float)  # a few labels
-    total = np.add.reduceat(column_major(np.where(ok, v[order], 0.0)), starts, axis=0)
+    # where(ok, ., 0) made period by period (rows of the transposed, column-major copies): the arrays
+    # summed are column-major without transposing a float array more than once
+    ok_t = column_major(ok).T
+    total = np.add.reduceat(np.where(ok_t, column_major(v[order]).T, 0.0).T, starts, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n
         if weights is None:
             return cats, mean, n, None
         wg = np.asarray(weights, dtype=float)[order]
-        w = np.add.reduceat(column_major(np.where(ok, wg[:, None], 0.0)), starts, axis=0) / n
+        w = np.add.reduceat(np.where(ok_t, wg[None, :], 0.0).T, starts, axis=0) / n
     return cats, mean, n, w
 
 
