@@ -968,7 +968,8 @@ def _time_frame(scenario) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex, np.ndarra
 
 
 def _region_of(gsp_group: np.ndarray) -> np.ndarray:
-    return reference.gsp_groups()["region"].reindex(gsp_group).to_numpy().astype(str)
+    code, groups = pd.factorize(np.asarray(gsp_group))  # 14 GSP groups looked up, not every MPAN
+    return reference.gsp_groups()["region"].reindex(groups).to_numpy().astype(str)[code]
 
 
 def _domestic_draws(scenario, plan: _Plan, target_days, library: HouseholdDays):
@@ -1052,12 +1053,16 @@ def _llfc_of(gsp_group: np.ndarray, segment_use: np.ndarray) -> np.ndarray:
         raise ValueError(f"line_loss_factor_classes: more than one LLFC for {dup!r}; expected one per "
                          "(GSP group, segment use)")
     lookup = pd.Series(table.index.to_numpy(), index=key.to_numpy())
-    wanted = pd.Series(gsp_group).astype(str) + "|" + pd.Series(segment_use).astype(str)
-    found = lookup.reindex(wanted.to_numpy())
+    # looked up per distinct (GSP group, segment use) pair -- a few dozen -- not per MPAN
+    g_code, g_values = pd.factorize(np.asarray(gsp_group))
+    u_code, u_values = pd.factorize(np.asarray(segment_use))
+    pair_code, pairs = pd.factorize(g_code.astype(np.int64) * max(len(u_values), 1) + u_code)
+    wanted = [f"{g_values[p // max(len(u_values), 1)]}|{u_values[p % max(len(u_values), 1)]}" for p in pairs]
+    found = lookup.reindex(wanted)
     if found.isna().any():
-        g, use = wanted[found.isna().to_numpy()].iloc[0].split("|")
+        g, use = np.asarray(wanted)[found.isna().to_numpy()][0].split("|")
         raise ValueError(f"line_loss_factor_classes: no LLFC with segment_use {use!r} for GSP group {g}")
-    return found.to_numpy().astype(str)
+    return found.to_numpy().astype(str)[pair_code]
 
 
 def _solar_generation(scenario, settings: GeneratorSettings, plan: _Plan, solar_rows: np.ndarray,

