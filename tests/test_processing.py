@@ -392,3 +392,35 @@ def test_config_validation():
         P.ProcessingConfig(duplicate_keep="last")
     with pytest.raises(ValueError, match="default_annual_consumption"):
         P.ProcessingConfig(default_annual_consumption=(("domestic", 1.0),))
+
+
+def test_smart_inputs_registers_activity_and_comms_equal_the_text_joins(tiny):
+    """The registers' meter dates gathered by meter rows equal the left join on (mpan, meter_id); the
+    activity counted on meter rows equals the one counted on text pairs; the comms grid scattered from
+    the retrieval's day table equals its pivot."""
+    inp = P.smart_inputs(tiny, FAULTY)
+    mt = inp.metering
+    joined = mt.registers[["mpan", "meter_id", "register_id", "tpr", "digits"]].merge(
+        mt.meters[["mpan", "meter_id", "installed_at", "removed_at"]], on=["mpan", "meter_id"], how="left")
+    pd.testing.assert_frame_equal(inp.registers, joined)
+    times = pd.DatetimeIndex(tiny.meters["time"].to_numpy())
+    assert np.array_equal(inp.active, P.register_activity(joined, times))
+    seg = tiny.meters["market_segment"].to_numpy().astype(str)
+    mpans = tiny.meters["mpan"].to_numpy().astype(str)[seg == "S"]
+    days = pd.DatetimeIndex(np.unique(cal.from_utc(times)[0]))
+    pivot = inp.retrieval.days.pivot_table(index="mpan", columns="settlement_date", values="comms_failure",
+                                           aggfunc="max")
+    assert np.array_equal(inp.comms, pivot.reindex(index=mpans, columns=days).astype(float).fillna(0.0).to_numpy() > 0)
+
+
+def test_registers_with_a_missing_meter_get_no_dates():
+    """A register whose (mpan, meter_id) is no meter: NaT dates, as the left join gives."""
+    meters = pd.DataFrame({"mpan": ["1", "2"], "meter_id": ["A", "B"],
+                           "installed_at": pd.to_datetime(["2026-01-01", "2026-02-01"]),
+                           "removed_at": pd.to_datetime([None, "2026-03-01"])})
+    registers = pd.DataFrame({"mpan": ["2", "3", "1"], "meter_id": ["B", "C", "A"], "register_id": ["1", "1", "1"],
+                              "tpr": ["00001"] * 3, "digits": [5, 5, 5]})
+    mt = SimpleNamespace(meters=meters, registers=registers)
+    got = P._registers(mt, np.array([1, -1, 0]))
+    joined = registers.merge(meters, on=["mpan", "meter_id"], how="left")
+    pd.testing.assert_frame_equal(got, joined)

@@ -384,25 +384,62 @@ def smart_inputs(market, config=None) -> SmartInputs:
     # gives: a first arrival is available whenever a later duplicate is, and a read available by
     # as_of cannot be dated after it (read_at > available_at is refused either way).
     screened = mr_mod.screen_reads(reads, mt, as_of=None)
-    registers = mt.registers[["mpan", "meter_id", "register_id", "tpr", "digits"]].merge(
-        mt.meters[["mpan", "meter_id", "installed_at", "removed_at"]], on=["mpan", "meter_id"], how="left")
+    meter_rows = mt.register_meter_rows()
+    registers = _registers(mt, meter_rows)
     seg = market.meters["market_segment"].to_numpy().astype(str)
-    mpans = market.meters["mpan"].to_numpy().astype(str)[seg == "S"]
+    mpans = market.meters["mpan"].to_numpy().astype(str, copy=False)[seg == "S"]
     times = pd.DatetimeIndex(market.meters["time"].to_numpy())
     days = pd.DatetimeIndex(np.unique(cal.from_utc(times)[0]))
-    comms = rt.days.pivot_table(index="mpan", columns="settlement_date", values="comms_failure", aggfunc="max")
-    comms = comms.reindex(index=mpans, columns=days).astype(float).fillna(0.0).to_numpy() > 0
+    comms = _comms_grid(rt, mt.dcc_mpans, mpans, days)
     # distinct instants by hashing (np.unique would sort every MPAN-day's instant), then sorted
     arrivals = np.sort(pd.unique(np.concatenate([
         np.asarray(rt.hh["available_at"].values, dtype="datetime64[ns]").ravel(),
         rt.duplicates["available_at"].to_numpy(dtype="datetime64[ns]"),
         reads["available_at"].to_numpy(dtype="datetime64[ns]")])))
     out = SmartInputs(metering=mt, retrieval=rt, meter_reading=mr, screened=screened, registers=registers,
-                  active=register_activity(registers, times), comms=comms, arrivals=arrivals[~np.isnat(arrivals)])
+                      active=register_activity(registers, times, meter_rows=meter_rows), comms=comms,
+                      arrivals=arrivals[~np.isnat(arrivals)])
     for k in [k for k, v in _CACHE.items() if v[0]() is None or len(_CACHE) >= 4]:
         del _CACHE[k]
     _CACHE[key] = (weakref.ref(market), out)
     return out
+
+
+def _registers(mt: mt_mod.Metering, meter_rows: np.ndarray) -> pd.DataFrame:
+    """The registers with their meter's ``installed_at`` and ``removed_at`` (NaT where the register's
+    (mpan, meter_id) is no meter): the left join of registers and meters on (mpan, meter_id), its
+    dates gathered by the metering's register -> meter rows instead of joining text."""
+    registers = mt.registers[["mpan", "meter_id", "register_id", "tpr", "digits"]].reset_index(drop=True)
+    found = meter_rows >= 0
+    take = np.where(found, meter_rows, 0)
+    for c in ("installed_at", "removed_at"):
+        column = mt.meters[c]
+        values = column.to_numpy()
+        if found.all():
+            got = values[take]
+        else:
+            got = np.full(meter_rows.size, np.datetime64("NaT"), dtype=values.dtype)
+            got[found] = values[meter_rows[found]]
+        registers[c] = pd.Series(got, dtype=column.dtype, index=registers.index)
+    return registers
+
+
+def _comms_grid(rt: rt_mod.Retrieval, dcc_mpans: np.ndarray, mpans: np.ndarray,
+                days: pd.DatetimeIndex) -> np.ndarray:
+    """(MPAN of ``mpans``, day of ``days``) whose day's retrieval fell in a comms failure (False where
+    the MPAN is not retrieved): the retrieval's day table is DCC-MPAN-major, day-minor (``dcc_mpans``
+    x its days), so its comms flags are reshaped and scattered by MPAN rather than pivoted."""
+    table = rt.days
+    n_dcc, n_days = len(dcc_mpans), len(days)
+    if len(table) == n_dcc * n_days and n_dcc and (
+            table["settlement_date"].to_numpy(dtype="datetime64[ns]")[:n_days] == days.to_numpy()).all():
+        grid = np.zeros((mpans.size, n_days), dtype=bool)
+        pos = lookup([mpans], [dcc_mpans])
+        into = pos >= 0
+        grid[pos[into]] = table["comms_failure"].to_numpy(dtype=bool).reshape(n_dcc, n_days)[into]
+        return grid
+    comms = table.pivot_table(index="mpan", columns="settlement_date", values="comms_failure", aggfunc="max")
+    return comms.reindex(index=mpans, columns=days).astype(float).fillna(0.0).to_numpy() > 0
 
 
 _NUMPY_STRINGS_AS = pd.Series(np.array(["a"])).dtype  # what pandas makes of numpy strings (pandas 3: str)
@@ -525,24 +562,40 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
 # ------------------------------------------------------------------------------------------ processing
 
 
-def register_activity(registers: pd.DataFrame, times) -> np.ndarray:
+def register_activity(registers: pd.DataFrame, times, meter_rows: np.ndarray | None = None) -> np.ndarray:
     """Periods each meter register records: its TPR is active (a single-register meter records every
     period, [INF] as in :mod:`~tomlib.services.metering`) and its meter is installed.
+
+    Parameters
+    ----------
+    registers : DataFrame
+        ``mpan``, ``meter_id``, ``tpr``, ``installed_at``, ``removed_at``.
+    times : datetime-like sequence
+        Period starts [UTC].
+    meter_rows : ndarray of int, optional
+        Each register's row in its metering's meters
+        (:meth:`~tomlib.services.metering.Metering.register_meter_rows`): registers of the same meter
+        are then counted on these rows instead of on their (mpan, meter_id) text.
 
     Returns
     -------
     ndarray of bool (n_register, n_time)
     """
     times = pd.DatetimeIndex(times)
-    tpr = registers["tpr"].to_numpy(dtype=str)
-    tprs, inv = np.unique(tpr, return_inverse=True)
-    active = mt_mod.tpr_active(tprs, times)[inv] if tprs.size else np.zeros((0, len(times)), dtype=bool)
-    # registers of the same (mpan, meter): integer-coded pairs counted
-    none = np.zeros(0, dtype=str)
-    meter_code, _, _ = joint_codes(
-        [registers["mpan"].to_numpy(dtype=str), registers["meter_id"].to_numpy(dtype=str)], [none, none])
-    _, pair, count = np.unique(meter_code, return_inverse=True, return_counts=True)
-    single = count[pair.reshape(-1)] == 1
+    tpr_codes, tprs = pd.factorize(registers["tpr"])
+    if (tpr_codes < 0).any():  # a missing TPR: coded as its text, as before
+        tprs, tpr_codes = np.unique(registers["tpr"].to_numpy(dtype=str), return_inverse=True)
+    tprs = np.asarray(tprs, dtype=str)
+    active = (mt_mod.tpr_active(tprs, times)[tpr_codes.reshape(-1)] if tprs.size
+              else np.zeros((0, len(times)), dtype=bool))
+    if meter_rows is not None and len(meter_rows) == len(registers) and (meter_rows >= 0).all():
+        single = np.bincount(meter_rows)[meter_rows] == 1
+    else:  # registers of the same (mpan, meter): integer-coded pairs counted
+        none = np.zeros(0, dtype=str)
+        meter_code, _, _ = joint_codes(
+            [registers["mpan"].to_numpy(dtype=str), registers["meter_id"].to_numpy(dtype=str)], [none, none])
+        _, pair, count = np.unique(meter_code, return_inverse=True, return_counts=True)
+        single = count[pair.reshape(-1)] == 1
     active = active | single[:, None]
     t = times.to_numpy()
     inst = registers["installed_at"].to_numpy(dtype="datetime64[ns]")
