@@ -205,6 +205,28 @@ def _pick_other(rng, current: np.ndarray, group: np.ndarray, options: Mapping[st
     return out.astype(str)
 
 
+def _text(values: np.ndarray):
+    """``pd.array(values, dtype="str")``, written from the code points when the ids are fixed-width ASCII."""
+    from tomlib.services.metering import _str_array
+
+    return _str_array(np.asarray(values, dtype=str))
+
+
+def _bm_unit_of(gsp: np.ndarray, supplier: np.ndarray, bm_unit: np.ndarray) -> pd.Series:
+    """The most frequent BM unit per (GSP group, supplier), indexed by both."""
+    codes = [pd.factorize(_text(x)) for x in (gsp, supplier, bm_unit)]
+    key = codes[0][0].astype(np.int64)
+    for c, u in codes[1:]:
+        key = key * max(len(u), 1) + c
+    _, first = np.unique(key, return_index=True)
+    pair = np.unique(key[first] // max(len(codes[2][1]), 1))
+    # a BM unit per (GSP group, supplier) pair: the groups of the distinct triples are the same groups
+    # and their one value is the most frequent; several BM units of a pair count rows, as before
+    rows = first if pair.size == first.size else slice(None)
+    pairs = pd.DataFrame({"gsp": gsp[rows], "supplier": supplier[rows], "bm_unit": bm_unit[rows]})
+    return pairs.groupby(["gsp", "supplier"])["bm_unit"].agg(lambda x: x.value_counts().index[0])
+
+
 def generate_events(market, settings: RegistrationSettings | None = None, *, seed: int | None = None) -> pd.DataFrame:
     """A deterministic registration history over a market's time axis.
 
@@ -235,7 +257,11 @@ def generate_events(market, settings: RegistrationSettings | None = None, *, see
     n_mpan, n_time = meters.sizes["mpan"], times.size
     n_days = int(np.unique(np.asarray(meters["settlement_date"].values)).size)
     start = times[0]
-    base = initial_events(meters, start, start - pd.Timedelta(days=s.initial_notice_days))
+    # the initial snapshot as NumPy columns: the events table is built once, at the end
+    mpan_index = meters.indexes["mpan"]
+    supplier = np.asarray(meters["supplier"].values, dtype=str)
+    bm_unit = np.asarray(meters["bm_unit"].values, dtype=str)
+    llfc = np.asarray(meters["llfc"].values, dtype=str)
     gsp = np.asarray(meters["gsp_group"].values, dtype=str)
     seg = np.asarray(meters["market_segment"].values, dtype=str)
     mq = np.asarray(meters["measurement_quantity"].values, dtype=str)
@@ -243,10 +269,9 @@ def generate_events(market, settings: RegistrationSettings | None = None, *, see
     changes = []
     # change of supplier: to a supplier with a BM unit in the same GSP group
     who, t_idx, delay = _draw_changes(rng, n_mpan, n_time, n_days, s.change_of_supplier_rate, s)
-    pairs = pd.DataFrame({"gsp": gsp, "supplier": base["supplier"], "bm_unit": base["bm_unit"]})
-    bmu_of = pairs.groupby(["gsp", "supplier"])["bm_unit"].agg(lambda x: x.value_counts().index[0])
+    bmu_of = _bm_unit_of(gsp, supplier, bm_unit)
     options = {g: np.asarray(bmu_of.loc[g].index, dtype=str) for g in bmu_of.index.get_level_values(0).unique()}
-    new_supplier = _pick_other(rng, base["supplier"].to_numpy(dtype=str)[who], gsp[who], options)
+    new_supplier = _pick_other(rng, supplier[who], gsp[who], options)
     keep = new_supplier != ""
     new_bmu = bmu_of.reindex(pd.MultiIndex.from_arrays([gsp[who][keep], new_supplier[keep]])).to_numpy(dtype=str)
     changes.append(("supplier", who[keep], t_idx[keep], delay[keep], {"supplier": new_supplier[keep],
@@ -258,8 +283,9 @@ def generate_events(market, settings: RegistrationSettings | None = None, *, see
     key = table["gsp_group"].astype(str) + "|" + table["market_segment"].astype(str) + "|" + \
         table["measurement_quantity"].astype(str)
     llfc_options = {k: np.asarray(v.index, dtype=str) for k, v in table.groupby(key.to_numpy())}
-    cls = np.char.add(np.char.add(np.char.add(np.char.add(gsp, "|"), seg), "|"), mq)
-    new_llfc = _pick_other(rng, base["llfc"].to_numpy(dtype=str)[who], cls[who], llfc_options)
+    # the class of the drawn MPANs only (joining text is slow per row)
+    cls = np.char.add(np.char.add(np.char.add(np.char.add(gsp[who], "|"), seg[who]), "|"), mq[who])
+    new_llfc = _pick_other(rng, llfc[who], cls, llfc_options)
     keep = new_llfc != ""
     changes.append(("llfc", who[keep], t_idx[keep], delay[keep], {"llfc": new_llfc[keep]}))
     # de-energisation
@@ -267,24 +293,45 @@ def generate_events(market, settings: RegistrationSettings | None = None, *, see
     changes.append(("energisation", who, t_idx, delay, {"energised": np.zeros(who.size, dtype=bool)}))
 
     # Snapshots: each change carries the fields it changes; the others are carried forward from
-    # the MPAN's previous snapshot in effective order.
-    rows = [base.assign(_m=np.arange(n_mpan), _t=-1)]
+    # the MPAN's previous snapshot in effective order (every MPAN's initial snapshot comes first).
+    eff_at = times.to_numpy().astype("datetime64[ns]")
+    m_parts, t_parts, eff_parts, notified_parts = [np.arange(n_mpan)], [np.full(n_mpan, -1)], \
+        [np.full(n_mpan, np.datetime64(pd.Timestamp(start), "ns"))], \
+        [np.full(n_mpan, np.datetime64(pd.Timestamp(start - pd.Timedelta(days=s.initial_notice_days)), "ns"))]
+    kind_parts = [np.zeros(n_mpan, dtype=np.int8)]
+    values = {"supplier": [_text(supplier)], "bm_unit": [_text(bm_unit)], "llfc": [_text(llfc)],
+              "energised": [np.ones(n_mpan, bool)]}
+    given = {col: [np.ones(n_mpan, dtype=bool)] for col in values}
     for kind, who, t_idx, delay, fields in changes:
-        eff = times.to_numpy()[t_idx]
+        eff = eff_at[t_idx]
         notified = (eff + (delay * 86_400e9).astype("timedelta64[ns]")).astype("datetime64[s]").astype("datetime64[ns]")
-        part = pd.DataFrame({"mpan": base["mpan"].to_numpy()[who], "effective_from": eff, "notified_at": notified,
-                             "change": np.full(who.size, kind), "_m": who, "_t": t_idx})
-        for col in ("supplier", "bm_unit", "llfc", "energised"):
-            part[col] = fields[col] if col in fields else pd.Series([None] * who.size, dtype=object)
-        rows.append(part)
-    ev = pd.concat(rows, ignore_index=True)
-    ev = ev.sort_values(["_m", "_t", "notified_at"], kind="stable").reset_index(drop=True)
+        m_parts.append(who), t_parts.append(t_idx), eff_parts.append(eff), notified_parts.append(notified)
+        kind_parts.append(np.full(who.size, CHANGES.index(kind), dtype=np.int8))
+        for col in values:
+            given[col].append(np.full(who.size, col in fields))
+            if col in fields:
+                values[col].append(fields[col] if col == "energised" else _text(fields[col]))
+    m_all, t_all = np.concatenate(m_parts), np.concatenate(t_parts)
+    eff_all, notified_all = np.concatenate(eff_parts), np.concatenate(notified_parts)
+    order = np.lexsort((notified_all, t_all, m_all))  # stable, as the (mpan, period, notified) sort was
+    # MPANs gathered from the index's Arrow strings: converting them to NumPy and back costs 10x more
+    mpan_text = mpan_index.array if isinstance(mpan_index.dtype, pd.StringDtype) else \
+        _text(np.asarray(mpan_index, dtype=str))
+    columns = {"mpan": mpan_text.take(m_all[order]), "effective_from": eff_all[order]}
+    rows = np.arange(order.size)
     for col in ("supplier", "bm_unit", "llfc", "energised"):
-        ev[col] = ev[col].astype(object).groupby(ev["_m"]).ffill()
-    ev["energised"] = ev["energised"].astype(bool)
-    ev = ev[list(EVENT_COLUMNS)]
-    for col in ("mpan", "supplier", "bm_unit", "llfc", "change"):
-        ev[col] = ev[col].astype(str)
+        has = np.concatenate(given[col])[order]
+        pool_row = np.cumsum(np.concatenate(given[col])) - 1  # row in the concatenated values
+        carried = np.maximum.accumulate(np.where(has, rows, -1))  # forward fill within each MPAN
+        picked = pool_row[order][carried]
+        if col == "energised":
+            columns[col] = np.concatenate(values[col])[picked].astype(bool)
+        else:
+            parts = values[col]
+            columns[col] = type(parts[0])._concat_same_type(parts).take(picked)
+    columns["notified_at"] = notified_all[order]
+    columns["change"] = pd.array(np.asarray(CHANGES), dtype="str").take(np.concatenate(kind_parts)[order].astype(np.intp))
+    ev = pd.DataFrame({c: columns[c] for c in EVENT_COLUMNS})
     validate_events(ev, where="generate_events")
     return ev
 
@@ -421,8 +468,12 @@ def in_force(events: pd.DataFrame, mpans, times, as_of=None) -> RegistrationInFo
     notified = events["notified_at"].to_numpy().astype("datetime64[ns]")
     order = np.lexsort((notified, eff, m_idx))
     order = order[m_idx[order] >= 0]
-    ev = events.iloc[order].reset_index(drop=True)
-    m_idx, eff, notified = m_idx[order], eff[order], notified[order]
+    if order.size == len(events) and (order == np.arange(order.size)).all():
+        # already sorted and all of these MPANs (the truth on a generated history): no copy of the rows
+        ev = events.reset_index(drop=True)
+    else:
+        ev = events.iloc[order].reset_index(drop=True)
+        m_idx, eff, notified = m_idx[order], eff[order], notified[order]
 
     place = np.searchsorted(times.to_numpy(), eff, side="left")
     a = _as_of_per_time(as_of, times)

@@ -54,7 +54,7 @@ import xarray as xr
 from tomlib import calendar, cube, reference
 from tomlib import registration as reg
 from tomlib.services import aggregation, volume_allocation
-from tomlib.services._processing_keys import lookup
+from tomlib.mpan import positions
 
 __all__ = [
     "SEGMENT_SERVICES",
@@ -309,6 +309,11 @@ def _prepare(market, *, scenario=None, settlement_dates=None, events=None, prese
         truth=true_volumes(market, events, times), config=config, services=services, scenario=scenario)
 
 
+def _is_range(idx: np.ndarray, n: int) -> bool:
+    """``idx`` is 0, 1, ..., n-1."""
+    return idx.size == n and bool((idx == np.arange(n)).all())
+
+
 def _call_segment(ctx: _Context, segment: str, fn: Callable, run: str, as_of: pd.Series, mpans: np.ndarray):
     """Call a segment service once per distinct as-of instant; stitch energy/quality over the run's times.
 
@@ -329,11 +334,13 @@ def _call_segment(ctx: _Context, segment: str, fn: Callable, run: str, as_of: pd
             raise ValueError(f"segment service {fn.__module__}.settle_segment returned segment "
                              f"{result.segment!r}, expected {segment!r}")
         cube.validate_meter_cube(result.meters, where=f"{fn.__module__}.settle_segment ({run}, {instant})")
-        got = np.asarray(result.meters["mpan"].values, dtype=str)
-        rows = lookup([mpans], [got])  # integer-coded: the same as pd.Index(mpans).get_indexer(got)
+        # joined on the cores' numbers, read from the index's Arrow strings (its .values would convert
+        # every MPAN to NumPy text): the same as pd.Index(mpans).get_indexer(got)
+        got = result.meters.indexes["mpan"]
+        rows = positions(mpans, got)
         if (rows < 0).any():
-            raise ValueError(f"{fn.__module__}.settle_segment returned MPAN {got[rows < 0][0]}, which is not a "
-                             f"segment {segment} MPAN of the market")
+            raise ValueError(f"{fn.__module__}.settle_segment returned MPAN {np.asarray(got, dtype=str)[rows < 0][0]}, "
+                             f"which is not a segment {segment} MPAN of the market")
         cols = t_pos.get_indexer(np.asarray(result.meters["time"].values, dtype="datetime64[ns]"))
         day_t = np.isin(np.asarray(ctx.market.meters["settlement_date"].values, dtype="datetime64[ns]")
                         [np.isin(np.asarray(ctx.market.meters["time"].values), ctx.times)],
@@ -342,9 +349,11 @@ def _call_segment(ctx: _Context, segment: str, fn: Callable, run: str, as_of: pd
         if (cols < 0).any() or not np.isin(want, cols).all():
             raise ValueError(f"{fn.__module__}.settle_segment must return every period of "
                              f"{', '.join(f'{d:%Y-%m-%d}' for d in days.index)} and no other")
-        energy[np.ix_(rows, cols)] = np.asarray(result.meters["energy"].values, dtype=float)
-        quality[np.ix_(rows, cols)] = np.asarray(result.meters["quality"].values)
-        reason[np.ix_(rows, cols)] = np.asarray(result.meters["estimation_reason"].values)
+        # the service's own order (the usual case): plain copies instead of scattering every cell
+        at = (slice(None), slice(None)) if _is_range(rows, mpans.size) and _is_range(cols, n_t) else np.ix_(rows, cols)
+        energy[at] = np.asarray(result.meters["energy"].values, dtype=float)
+        quality[at] = np.asarray(result.meters["quality"].values)
+        reason[at] = np.asarray(result.meters["estimation_reason"].values)
         for why, n in result.rejected["reason"].astype(str).value_counts().items():
             rejected[why] = rejected.get(why, 0.0) + float(n)
         for k, v in result.checks.items():
@@ -460,7 +469,8 @@ def settled_cube(ctx: _Context, run: str, as_of: pd.Series):
                            else np.zeros((0, t_idx.size), np.uint8), {"units": "1"}),
     )
     settled = cube.add_settlement_coords(settled)
-    force = reg.in_force(ctx.events, settled["mpan"].values, ctx.times, as_of=as_of_t)
+    # the settled MPANs as NumPy text from the array already read (the index's .values converts them again)
+    force = reg.in_force(ctx.events, all_mpans[rows], ctx.times, as_of=as_of_t)
     return settled, force, checks, used
 
 
