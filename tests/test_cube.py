@@ -450,3 +450,21 @@ def test_save_open_errors(tmp_path, spring):
         cube.save(spring["energy"], tmp_path / "x.nc")
     with pytest.raises(FileNotFoundError, match="nothing.zarr: no such file or directory"):
         cube.open(tmp_path / "nothing.zarr")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["", "A", "_B", "xyz", "é", "GSP_P"])), max_size=12))
+def test_string_standing_column_converted_per_distinct_value_as_row_by_row(values):
+    """A pandas string column converted once per distinct value gives the array (dtype included) and
+    the refusal of nulls that the row-by-row conversion gives."""
+    column = pd.Series(values, dtype="str")
+
+    def outcome(convert):
+        try:
+            got = convert()
+        except ValueError as e:
+            return str(e)
+        return got.dtype, got.tolist()
+
+    assert (outcome(lambda: cube._column_strings(column, "w"))
+            == outcome(lambda: cube._strings(cube._column_values(column), "w")))

@@ -271,6 +271,21 @@ def _strings(values, what: str) -> np.ndarray:
     return s.astype(str).to_numpy(dtype=np.str_)
 
 
+def _column_strings(column, what: str) -> np.ndarray:
+    """:func:`_strings` of a standing column. A pandas text column (a few distinct values: GSP group,
+    supplier, LLFC, ...) is converted once per distinct value and taken by row, giving the same array
+    (its width is the longest value's either way); nulls are refused as :func:`_strings` refuses them."""
+    # only string dtypes: an object column may hold values that hash equal but print differently (1, True)
+    if isinstance(column, pd.Series) and len(column) and isinstance(column.dtype, pd.StringDtype):
+        codes, distinct = pd.factorize(column)
+        missing = codes < 0
+        if missing.any():
+            raise ValueError(f"{what} has {int(missing.sum())} missing value(s), first at position "
+                             f"{int(np.argmax(missing))}; expected a string for every MPAN")
+        return np.asarray(distinct, dtype=object).astype(np.str_)[codes]
+    return _strings(_column_values(column), what)
+
+
 def meter_cube(energy, times, mpans, standing, quality=None, estimation_reason=None,
                name: str = "energy") -> xr.Dataset:
     """Build a validated meter-level cube (dims mpan x time).
@@ -325,7 +340,7 @@ def meter_cube(energy, times, mpans, standing, quality=None, estimation_reason=N
         if kind == "U" or (kind is None and not pd.api.types.is_numeric_dtype(series)
                            and not pd.api.types.is_bool_dtype(series)
                            and not pd.api.types.is_datetime64_any_dtype(series)):
-            data = _strings(_column_values(series), f"meter_cube: standing.{col}")
+            data = _column_strings(series, f"meter_cube: standing.{col}")
         elif kind == "b":
             if not pd.api.types.is_bool_dtype(series):
                 raise ValueError(f"meter_cube: standing.{col} must be boolean, got dtype {series.dtype}")
