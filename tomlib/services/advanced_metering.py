@@ -745,7 +745,8 @@ def build_advanced_metering(
     seed = int(market.seed if seed is None else seed)
     ds = market.meters
     sel = np.flatnonzero(ds["market_segment"].to_numpy().astype(str) == "A")
-    mpans = ds["mpan"].to_numpy().astype(str)[sel]
+    # the segment's MPANs taken from the index before converting (its .values would convert every MPAN)
+    mpans = np.asarray(ds.indexes["mpan"][sel]).astype(str)
     n = mpans.size
     times = pd.DatetimeIndex(ds["time"].to_numpy())
     n_t = len(times)

@@ -250,7 +250,8 @@ def _standing(market, truth: UmsTruth) -> pd.DataFrame:
     if meters is None:
         return truth.standing
     seg = np.asarray(meters["market_segment"].values, dtype=str) == "U"
-    mp = np.asarray(meters["mpan"].values, dtype=str)[seg]
+    # the segment's MPANs taken from the index before converting (its .values would convert every MPAN)
+    mp = np.asarray(meters.indexes["mpan"][seg]).astype(str)
     table = pd.DataFrame({c: np.asarray(meters[c].values)[seg] for c in cube.STANDING_COORDS}, index=pd.Index(mp, name="mpan"))
     if "ums_method" in truth.standing.columns:
         table["ums_method"] = truth.standing["ums_method"].reindex(mp).to_numpy()
