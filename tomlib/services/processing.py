@@ -867,12 +867,17 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     ac_new = np.where(got_r > 0, np.where(np.isfinite(ac), (1 - w) * ac + w * annualised, annualised), ac)
     counts["annual_consumption_updated"] = float((got_r > 0).sum())
 
-    fill(ac_new[:, None] * ratio, _Q["E9"])
+    # the AC-based steps can only fill the rows still holding a cell without a value (few, once the
+    # actual data and the register steps are in): worked out on those rows, cell for cell the same
+    open_rows = np.flatnonzero(np.isnan(energy).any(axis=1))
+    fill(ac_new[open_rows, None] * ratio[open_rows], _Q["E9"], open_rows)
     default_ac = _kind_defaults(st, cfg)
-    fill(default_ac[:, None] * ratio, _Q["E7"])
+    open_rows = open_rows[np.isnan(energy[open_rows]).any(axis=1)]
+    fill(default_ac[open_rows, None] * ratio[open_rows], _Q["E7"], open_rows)
     dates, _ = cal.from_utc(times)
-    flat = default_ac[:, None] / DAYS_PER_YEAR / np.asarray(cal.periods_in_day(dates.to_numpy()))[None, :]
-    fill(flat, _Q["E7"])
+    open_rows = open_rows[np.isnan(energy[open_rows]).any(axis=1)]
+    flat = default_ac[open_rows, None] / DAYS_PER_YEAR / np.asarray(cal.periods_in_day(dates.to_numpy()))[None, :]
+    fill(flat, _Q["E7"], open_rows)
 
     reason = np.where(valid, 0, np.asarray(data.missing_reason)).astype(np.uint8)
     reason[(hh_reason > 0) & np.isfinite(hh)] = _R["Invalid"]
