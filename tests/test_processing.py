@@ -424,3 +424,23 @@ def test_registers_with_a_missing_meter_get_no_dates():
     got = P._registers(mt, np.array([1, -1, 0]))
     joined = registers.merge(meters, on=["mpan", "meter_id"], how="left")
     pd.testing.assert_frame_equal(got, joined)
+
+
+def test_segment_cube_from_aligned_columns_equals_the_one_from_the_standing_table(tiny, tiny_days):
+    """settle_segment hands meter_cube the standing columns aligned with the MPANs (text as numpy
+    strings): the cube is the one made from the MPAN-indexed standing table, coordinates, their order
+    and dtypes included."""
+    as_of = tiny_days[-1] + pd.Timedelta(days=5)
+    res = P.settle_segment(tiny, as_of, run="SF", settlement_dates=tiny_days, config=FAULTY)
+    data, _, _, out = P._processed(tiny, pd.Timestamp(as_of), None, "SF", P._config(FAULTY))
+    st = data.standing.assign(annual_consumption_maintained=out.annual_consumption)
+    ref = cube.meter_cube(np.array(out.energy), data.times, data.mpans, st, quality=np.array(out.quality),
+                          estimation_reason=np.array(out.estimation_reason))
+    got = res.meters
+    assert list(got.coords) == list(ref.coords)
+    for c in ref.coords:
+        assert got[c].dtype == ref[c].dtype, c
+        assert np.array_equal(got[c].values, ref[c].values), c
+    for v in ref.data_vars:
+        assert got[v].dtype == ref[v].dtype
+        assert np.array_equal(got[v].values, ref[v].values, equal_nan=got[v].dtype.kind == "f"), v

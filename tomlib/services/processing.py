@@ -455,11 +455,22 @@ def _column(values: np.ndarray):
     return pd.array(values[first], dtype=_NUMPY_STRINGS_AS).take(codes)
 
 
-def _standing(meters: xr.Dataset) -> pd.DataFrame:
+def _numpy_text(column: pd.Series):
+    """A standing column as meter_cube takes it: a pandas string column without nulls as numpy strings
+    converted once per distinct value (what meter_cube would make of it), any other column as it is."""
+    if not isinstance(column.dtype, pd.StringDtype) or not len(column):
+        return column
+    codes, distinct = pd.factorize(column)
+    if (codes < 0).any():  # left to meter_cube, which refuses it
+        return column
+    return np.asarray(distinct, dtype=object).astype(np.str_)[codes]
+
+
+def _standing(meters: xr.Dataset, mpans: np.ndarray) -> pd.DataFrame:
+    """Standing columns of ``meters``, indexed by its MPANs ``mpans`` (numpy strings, fetched once)."""
     cols = list(cube.STANDING_COORDS) + [c for c in ("linked_mpan", "solar_capacity", "profile_class")
                                          if c in meters.coords]
-    return pd.DataFrame({c: _column(meters[c].to_numpy()) for c in cols},
-                        index=pd.Index(meters["mpan"].to_numpy().astype(str), name="mpan"))
+    return pd.DataFrame({c: _column(meters[c].to_numpy()) for c in cols}, index=pd.Index(mpans, name="mpan"))
 
 
 def _window_end(times: pd.DatetimeIndex, as_of, until) -> int:
@@ -554,7 +565,7 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
     rej = rej.assign(source=pd.array(np.full(len(rej), "read"), dtype="str"))
     later = int((screened.accepted["available_at"].to_numpy(dtype="datetime64[ns]") > t_as_of).sum()
                 + (screened.rejected["available_at"].to_numpy(dtype="datetime64[ns]") > t_as_of).sum())
-    data = SmartData(mpans=mpans, times=times, standing=_standing(ds), hh=hh, missing_reason=reason,
+    data = SmartData(mpans=mpans, times=times, standing=_standing(ds, mpans), hh=hh, missing_reason=reason,
                      duplicates=dups, reads=acc, registers=inp.registers, active=inp.active[:, :n_keep])
     return data, rej, {"reads_not_yet_available": float(later)}
 
@@ -972,7 +983,11 @@ def settle_segment(market, as_of, *, run: str, settlement_dates, config=None) ->
     # the requested days are (nearly always) one run of columns: slice them rather than gather
     if cols.size and cols[-1] - cols[0] + 1 == cols.size:
         cols = slice(int(cols[0]), int(cols[-1]) + 1)
-    st = data.standing.assign(annual_consumption_maintained=out.annual_consumption)
+    # the standing table is indexed by data.mpans in their order (SmartData checks it): handed over as
+    # columns aligned with the MPANs, text columns as numpy strings made per distinct value, so
+    # meter_cube neither looks the MPANs up again nor converts text row by row
+    st = {c: _numpy_text(data.standing[c]) for c in data.standing.columns}
+    st["annual_consumption_maintained"] = out.annual_consumption
     meters = cube.meter_cube(np.array(out.energy[:, cols]), window[cols], data.mpans, st,
                              quality=np.array(out.quality[:, cols]),
                              estimation_reason=np.array(out.estimation_reason[:, cols]))
