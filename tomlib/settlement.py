@@ -332,13 +332,12 @@ def _call_segment(ctx: _Context, segment: str, fn: Callable, run: str, as_of: pd
     not return stay MISSING), the service's checks summed over the calls, and rejected records by reason.
     """
     n_t = ctx.times.size
-    energy = np.full((mpans.size, n_t), np.nan)
-    quality = np.zeros((mpans.size, n_t), dtype=np.uint8)
-    reason = np.zeros((mpans.size, n_t), dtype=np.uint8)
+    energy = quality = reason = None  # made at the first call (or after none)
     checks: dict[str, float] = {}
     rejected: dict[str, float] = {}
     t_pos = pd.Index(ctx.times)
-    for instant, days in as_of.groupby(as_of.values):  # distinct as-of instants (days), not periods
+    groups = as_of.groupby(as_of.values)
+    for instant, days in groups:  # distinct as-of instants (days), not periods
         result = fn(ctx.market, pd.Timestamp(instant), run=run, settlement_dates=pd.DatetimeIndex(days.index),
                     config=ctx.segment_config(segment))
         if result.segment != segment:
@@ -360,17 +359,34 @@ def _call_segment(ctx: _Context, segment: str, fn: Callable, run: str, as_of: pd
         if (cols < 0).any() or not np.isin(want, cols).all():
             raise ValueError(f"{fn.__module__}.settle_segment must return every period of "
                              f"{', '.join(f'{d:%Y-%m-%d}' for d in days.index)} and no other")
-        # the service's own order (the usual case): plain copies instead of scattering every cell
-        at = (slice(None), slice(None)) if _is_range(rows, mpans.size) and _is_range(cols, n_t) else np.ix_(rows, cols)
-        energy[at] = np.asarray(result.meters["energy"].values, dtype=float)
-        quality[at] = np.asarray(result.meters["quality"].values)
-        reason[at] = np.asarray(result.meters["estimation_reason"].values)
+        whole = _is_range(rows, mpans.size) and _is_range(cols, n_t)
+        if energy is None and whole and groups.ngroups == 1:
+            # one call covering every cell in the service's own order (the usual case): its arrays as
+            # they are, not copied into a filled cube (the caller concatenates the segments, a copy)
+            energy = np.asarray(result.meters["energy"].values, dtype=float)
+            quality = np.asarray(result.meters["quality"].values).astype(np.uint8, copy=False)
+            reason = np.asarray(result.meters["estimation_reason"].values).astype(np.uint8, copy=False)
+        else:
+            if energy is None:
+                energy, quality, reason = _missing_cells(mpans.size, n_t)
+            at = (slice(None), slice(None)) if whole else np.ix_(rows, cols)
+            energy[at] = np.asarray(result.meters["energy"].values, dtype=float)
+            quality[at] = np.asarray(result.meters["quality"].values)
+            reason[at] = np.asarray(result.meters["estimation_reason"].values)
         for why, n in result.rejected["reason"].astype(str).value_counts().items():
             rejected[why] = rejected.get(why, 0.0) + float(n)
         for k, v in result.checks.items():
             # counts add up over the as-of groups; a rate would not, so services report counts
             checks[k] = checks.get(k, 0.0) + float(v)
+    if energy is None:
+        energy, quality, reason = _missing_cells(mpans.size, n_t)
     return energy, quality, reason, checks, rejected
+
+
+def _missing_cells(n_mpan: int, n_t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy (NaN), quality and estimation reason (0) of cells no service call returned."""
+    return (np.full((n_mpan, n_t), np.nan), np.zeros((n_mpan, n_t), dtype=np.uint8),
+            np.zeros((n_mpan, n_t), dtype=np.uint8))
 
 
 def settle_run(market, run: str, *, scenario=None, settlement_dates=None, events: pd.DataFrame | None = None,
