@@ -158,3 +158,15 @@ def test_settings_validation():
     s = reg.RegistrationSettings.from_mapping({"change_of_supplier_rate": 0.01})
     assert s.change_of_supplier_rate == 0.01 and s.llfc_change_rate == reg.RegistrationSettings().llfc_change_rate
     assert reg.RegistrationSettings.from_scenario(object()) == reg.RegistrationSettings()
+
+
+@pytest.mark.parametrize("bm_unit", [["B1", "B1", "B2", "B3", "B3"], ["B1", "B2", "B2", "B3", "B3"]])
+def test_bm_unit_of_equals_the_groupby_of_every_row(bm_unit):
+    """Grouping the distinct (GSP group, supplier, BM unit) triples gives the per-row mode of the
+    BM unit (one BM unit per pair); a pair with several BM units falls back to every row."""
+    gsp = np.array(["_A", "_A", "_A", "_B", "_B"])
+    supplier = np.array(["S1", "S1", "S2", "S1", "S1"])
+    bm_unit = np.asarray(bm_unit)
+    direct = pd.DataFrame({"gsp": gsp, "supplier": supplier, "bm_unit": bm_unit}).groupby(
+        ["gsp", "supplier"])["bm_unit"].agg(lambda x: x.value_counts().index[0])
+    pd.testing.assert_series_equal(reg._bm_unit_of(gsp, supplier, bm_unit), direct)
