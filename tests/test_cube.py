@@ -468,3 +468,13 @@ def test_string_standing_column_converted_per_distinct_value_as_row_by_row(value
 
     assert (outcome(lambda: cube._column_strings(column, "w"))
             == outcome(lambda: cube._strings(cube._column_values(column), "w")))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["", "A", "S", "U", "AI", "AE", "RE", "_A", "_P", "x", "é", "ab", "ABC"]),
+                max_size=20))
+def test_not_in_allowed_values_is_not_isin(values):
+    """The validator's allowed-value check (code points compared as integers) is ~np.isin."""
+    v = np.array(values, dtype=str) if values else np.zeros(0, dtype="<U1")
+    for allowed in (("S", "A", "U"), ("AI", "AE", "RI", "RE"), cube._GSP_GROUP_IDS, ("W", "L", "H", "E", "U")):
+        assert np.array_equal(cube._not_in(v, allowed), ~np.isin(v, allowed))

@@ -466,6 +466,23 @@ def _mpan_core_problem(mpans: np.ndarray) -> str | None:
     return None
 
 
+def _not_in(values: np.ndarray, allowed) -> np.ndarray:
+    """``~np.isin(values, allowed)`` for a handful of allowed strings: strings of one or two characters
+    (segments, connection types, GSP groups, measurement quantities) compared as the integers their
+    code points make, one comparison per allowed value, instead of sorting every MPAN's string."""
+    width = values.dtype.itemsize // 4
+    if values.dtype.kind != "U" or width not in (1, 2):
+        return ~np.isin(values, allowed)
+    as_int = np.uint32 if width == 1 else np.uint64
+    keys = np.ascontiguousarray(values).view(as_int)
+    # a longer allowed string cannot equal a value this wide
+    allowed_keys = np.array([a for a in allowed if len(a) <= width], dtype=values.dtype).view(as_int)
+    outside = np.ones(values.shape, dtype=bool)
+    for k in allowed_keys:
+        outside &= keys != k
+    return outside
+
+
 def validate_meter_cube(ds: xr.Dataset, where: str = "cube", name: str = "energy") -> None:
     """Check that ``ds`` is a meter cube as documented in this module.
 
@@ -552,7 +569,7 @@ def validate_meter_cube(ds: xr.Dataset, where: str = "cube", name: str = "energy
             vals = np.asarray(c.values, dtype=str)
             allowed = _GSP_GROUP_IDS if coord == "gsp_group" else allowed
             if allowed is not None:
-                outside = ~np.isin(vals, allowed)
+                outside = _not_in(vals, allowed)
                 if outside.any():
                     fail(f"{coord} must be one of {list(allowed)}, got {str(vals[outside][0])!r} "
                          f"(mpan {mp.values[np.argmax(outside)]})")
