@@ -478,3 +478,19 @@ def test_not_in_allowed_values_is_not_isin(values):
     v = np.array(values, dtype=str) if values else np.zeros(0, dtype="<U1")
     for allowed in (("S", "A", "U"), ("AI", "AE", "RI", "RE"), cube._GSP_GROUP_IDS, ("W", "L", "H", "E", "U")):
         assert np.array_equal(cube._not_in(v, allowed), ~np.isin(v, allowed))
+
+
+@pytest.mark.parametrize("cores, ok", [
+    (["1000000000001", "1000000000002"], True),
+    (["1000000000001", "1000000000001"], False),   # a duplicate: left to _mpan_core_problem
+    (["1000000000001", "100000000000"], False),    # 12 digits
+    (["1000000000001", "10000000000x2"], False),
+    (["1000000000001", "١٠٠٠٠٠٠٠٠٠٠٠٢"], False),  # non-ASCII digits are no core
+])
+def test_cores_known_ok_only_where_the_core_check_finds_no_problem(cores, ok):
+    ds = xr.Dataset(coords={"mpan": pd.Index(pd.array(cores, dtype="str"))})
+    assert cube._cores_ok(ds) is ok
+    if ok:
+        assert cube._mpan_core_problem(np.array(cores)) is None
+    else:
+        assert cube._mpan_core_problem(np.array(cores)) is not None
