@@ -19,6 +19,7 @@ relative where a GSP group's blocks are summed in another order than one market'
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ from tomlib.scale import (
     wants_chunked,
 )
 from tomlib.scale import plan as plan_mod
+from tomlib.scale.cluster import WORKER_MALLOC
 from tomlib.services import aggregation, volume_allocation
 
 
@@ -237,6 +239,9 @@ def test_tom_generate_and_settle_pick_the_chunked_engine_and_a_cluster_agrees(au
     # the same blocks on a real local cluster of two worker processes
     with open_runner(workers=2, memory_limit="2GiB") as runner:
         assert runner.n_workers == 2
+        # the workers started with the malloc settings that keep a block's freed arrays for the next
+        environs = runner.client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC})
+        assert list(environs.values()) == [{k: str(v) for k, v in WORKER_MALLOC.items()}] * 2
         there = settle_chunked(autumn, ["SF"], store=store, runner=runner, save=False)
     assert "local dask cluster" in there.runner and len(there.plan) == 2
     there_ds = there.result.runs["SF"].dataset
