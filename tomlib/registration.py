@@ -207,9 +207,9 @@ def _pick_other(rng, current: np.ndarray, group: np.ndarray, options: Mapping[st
 
 def _text(values: np.ndarray):
     """``pd.array(values, dtype="str")``, written from the code points when the ids are fixed-width ASCII."""
-    from tomlib.services.metering import _str_array
+    from tomlib._text import arrow_text
 
-    return _str_array(np.asarray(values, dtype=str))
+    return arrow_text(np.asarray(values, dtype=str))
 
 
 def _bm_unit_of(gsp: np.ndarray, supplier: np.ndarray, bm_unit: np.ndarray) -> pd.Series:
@@ -307,10 +307,10 @@ def generate_events(market, settings: RegistrationSettings | None = None, *, see
         notified = (eff + (delay * 86_400e9).astype("timedelta64[ns]")).astype("datetime64[s]").astype("datetime64[ns]")
         m_parts.append(who), t_parts.append(t_idx), eff_parts.append(eff), notified_parts.append(notified)
         kind_parts.append(np.full(who.size, CHANGES.index(kind), dtype=np.int8))
-        for col in values:
+        for col, parts in values.items():  # four fields
             given[col].append(np.full(who.size, col in fields))
             if col in fields:
-                values[col].append(fields[col] if col == "energised" else _text(fields[col]))
+                parts.append(fields[col] if col == "energised" else _text(fields[col]))
     m_all, t_all = np.concatenate(m_parts), np.concatenate(t_parts)
     eff_all, notified_all = np.concatenate(eff_parts), np.concatenate(notified_parts)
     order = np.lexsort((notified_all, t_all, m_all))  # stable, as the (mpan, period, notified) sort was

@@ -53,8 +53,8 @@ import xarray as xr
 
 from tomlib import calendar, cube, reference
 from tomlib import registration as reg
-from tomlib.services import aggregation, volume_allocation
 from tomlib.mpan import positions
+from tomlib.services import aggregation, volume_allocation
 
 __all__ = [
     "SEGMENT_SERVICES",
@@ -195,7 +195,7 @@ def as_of_instants(settlement_dates, run: str, preset: str = "mhhs", region: str
 def _mpan_text(meters: xr.Dataset) -> np.ndarray:
     """``np.asarray(meters["mpan"].values, dtype=str)``, read from the index's Arrow buffers when the
     MPANs are fixed-width ASCII (xarray converts them string by string: ~30 ms per 100k)."""
-    from tomlib.services.metering import _unicode
+    from tomlib._text import numpy_text as _unicode
 
     index = meters.indexes.get("mpan")
     if index is not None and isinstance(index.dtype, pd.StringDtype) and len(index):

@@ -44,12 +44,12 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import calendar as cal
+from tomlib._text import arrow_text as _str_array
+from tomlib._text import label_text as _labels
+from tomlib._text import take_text as _take_text
 from tomlib.services.metering import (
     Metering,
-    _labels,
     _read_frame,
-    _str_array,
-    _take_text,
     empty_reads,
     normalise_config,
     rng_stream,
