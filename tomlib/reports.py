@@ -72,11 +72,11 @@ __all__ = [
     "TEMPLATES_DIR",
     "NotebookResult",
     "ReportResult",
+    "chain_order",
+    "combine_pdfs",
     "default_notebooks",
     "export_html",
     "find_chromium",
-    "chain_order",
-    "combine_pdfs",
     "html_to_pdf",
     "key_figures",
     "render_index",
@@ -409,7 +409,8 @@ def combine_pdfs(pdfs: Sequence[str | PathLike], out: str | PathLike) -> Path:
         if len(pdfs) == 1:  # pdfunite wants at least two inputs
             shutil.copyfile(pdfs[0], tmp)
         else:
-            done = subprocess.run([exe, *map(str, pdfs), str(tmp)], capture_output=True, text=True)
+            # not check=True: a failure is reported below with pdfunite's own words
+            done = subprocess.run([exe, *map(str, pdfs), str(tmp)], check=False, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"pdfunite failed on {[Path(p).name for p in pdfs]}: {done.stderr.strip()}")
     return Path(out)

@@ -98,10 +98,10 @@ from tomlib.services._processing_keys import _codes, _fast_codes, joint_codes, k
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
     DAYS_PER_YEAR,
-    _label_codes,
-    column_major,
     INTERIM_SOURCE,
+    _label_codes,
     category_labels,
+    column_major,
     expected_cumulative,
     hh_history,
     interim_load_shapes,
