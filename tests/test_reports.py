@@ -129,6 +129,44 @@ def test_html_report_has_no_code_and_no_remote_resource(market_nb):
     assert "BokehJS" in text or "Bokeh" in text  # BokehJS is inline
 
 
+def _imported_stylesheet(model_id: str, url: str) -> str:
+    return f'{{"type":"object","name":"ImportedStyleSheet","id":"{model_id}","attributes":{{"url":"{url}"}}}}'
+
+
+def test_panel_cdn_stylesheets_become_inline_with_the_installed_css():
+    from panel.io.resources import CDN_DIST, DIST_DIR
+
+    theme = _imported_stylesheet("p1", f"{CDN_DIST}bundled/theme/default.css")
+    loading = _imported_stylesheet("p2", f"{CDN_DIST}css/loading.css?v=1")
+    other = _imported_stylesheet("p3", "https://example.org/site.css")
+    page = f'<script type="application/javascript">var docs_json = {{"roots":[{theme},{loading},{other}]}};</script>'
+    out = reports.inline_panel_stylesheets(page)
+    models = json.loads(out[out.index("{"):out.rindex("}") + 1])["roots"]
+    assert [(m["name"], m["id"]) for m in models] == [
+        ("InlineStyleSheet", "p1"), ("InlineStyleSheet", "p2"), ("ImportedStyleSheet", "p3")]
+    assert models[0]["attributes"]["css"] == (Path(DIST_DIR) / "bundled/theme/default.css").read_text()
+    assert models[1]["attributes"]["css"] == (Path(DIST_DIR) / "css/loading.css").read_text()
+    assert CDN_DIST not in out and "example.org/site.css" in out  # only Panel's own files are inlined
+
+
+def test_css_inlined_into_a_script_cannot_close_it(tmp_path, monkeypatch):
+    import panel.io.resources as panel_resources
+
+    (tmp_path / "css").mkdir()
+    (tmp_path / "css" / "x.css").write_text("a::after { content: '</script><b>'; }")
+    monkeypatch.setattr(panel_resources, "DIST_DIR", tmp_path)
+    out = reports.inline_panel_stylesheets(_imported_stylesheet("p1", f"{panel_resources.CDN_DIST}css/x.css"))
+    assert "</script>" not in out and json.loads(out)["attributes"]["css"] == "a::after { content: '</script><b>'; }"
+
+
+def test_a_panel_stylesheet_missing_from_the_install_is_named_not_dropped():
+    from panel.io.resources import CDN_DIST
+
+    page = _imported_stylesheet("p1", f"{CDN_DIST}css/no_such_file.css")
+    with pytest.warns(UserWarning, match=r"report\.html: stylesheet .*no_such_file\.css is not in the installed"):
+        assert reports.inline_panel_stylesheets(page, source="report.html") == page
+
+
 def test_html_report_prints_no_library_logos(market_nb):
     # hv.extension prints the HoloViews and Bokeh logos as output images unless told not to; in a report
     # they are noise at the top of page one (the charts are Bokeh canvases, not images)

@@ -123,6 +123,34 @@ def test_exported_pages_carry_no_bokeh_validation_message(build):
     assert BOKEH_VALIDATION.search("W-1005 (FIXED_SIZING_MODE): 'fixed' sizing mode requires width")
 
 
+# a Bokeh document model that would fetch a stylesheet from the network when the page opens
+REMOTE_STYLESHEET = re.compile(r'"name":"ImportedStyleSheet","id":"[^"]+","attributes":\{"url":"(https?:)?//')
+
+
+def test_report_pages_link_no_remote_stylesheet(build):
+    # compare_scenarios shows Panel widgets, whose theme CSS Panel links from its CDN unless inlined
+    pages = [p for n in BUILT for p in (build[n].html, build[n].dashboard) if p is not None]
+    assert any('"name":"InlineStyleSheet"' in p.read_text(encoding="utf-8") for p in pages)
+    assert {p.name: REMOTE_STYLESHEET.findall(p.read_text(encoding="utf-8")) for p in pages} == {
+        p.name: [] for p in pages}
+
+
+@pytest.mark.browser
+def test_report_pages_request_nothing_from_the_network(build, browser):
+    for name in BUILT:
+        failed, errors = [], []
+        page = browser.new_page()
+        page.route("**/*", lambda route: route.continue_()
+                   if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort())
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(build[name].html.resolve().as_uri(), wait_until="load")
+        page.wait_for_function(reports.BOKEH_RENDERED_JS, timeout=60_000)
+        page.wait_for_timeout(300)
+        page.close()
+        assert (name, failed, errors) == (name, [], [])
+
+
 @pytest.mark.browser
 def test_report_charts_fit_the_printed_page(build, browser):
     from test_browser_dashboards import canvases_beyond

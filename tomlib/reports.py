@@ -45,6 +45,7 @@ import html
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import traceback
@@ -78,6 +79,7 @@ __all__ = [
     "export_html",
     "find_chromium",
     "html_to_pdf",
+    "inline_panel_stylesheets",
     "key_figures",
     "render_index",
     "run_reports",
@@ -312,7 +314,61 @@ def export_html(notebook: str | PathLike, html_path: str | PathLike, include_inp
     exporter = HTMLExporter(config=c, extra_template_basedirs=[str(TEMPLATES_DIR)], template_name="offline")
     exporter.register_preprocessor(_drop_empty_outputs, enabled=True)
     body, _ = exporter.from_filename(str(notebook))
-    return _atomic_write_text(Path(html_path), body)
+    return _atomic_write_text(Path(html_path), inline_panel_stylesheets(body, source=str(notebook)))
+
+
+# A Bokeh document's reference to one of Panel's stylesheets on its CDN, as Panel writes it into the
+# ``docs_json`` of a notebook output (serialised model: type, id, attributes).
+_PANEL_CDN_STYLESHEET = re.compile(
+    r'\{"type":"object","name":"ImportedStyleSheet","id":"(?P<id>[^"]+)",'
+    r'"attributes":\{"url":"(?P<url>https?://[^"]+)"\}\}')
+
+
+def inline_panel_stylesheets(page: str, source: str = "page") -> str:
+    """Replace the Bokeh documents' links to Panel's CDN stylesheets by the same CSS, inline.
+
+    Panel inlines the stylesheets of the widgets it renders in a notebook (``pn.extension(inline=True)``)
+    but not those of its theme and loading spinner (``bundled/theme/*.css``, ``css/loading.css``,
+    ``css/listpanel.css``), which stay ``ImportedStyleSheet`` models pointing at cdn.holoviz.org: opened
+    offline, the page's widgets lose their styling. Each such model becomes an ``InlineStyleSheet`` with
+    the same id and the CSS of the installed Panel's own file (the version the URL names).
+
+    Parameters
+    ----------
+    page : str
+        Exported HTML page.
+    source : str
+        Name of the page's source, for the warning below.
+
+    Returns
+    -------
+    str
+        The page, every Panel CDN stylesheet inline.
+
+    Warns
+    -----
+    UserWarning
+        A stylesheet URL under Panel's CDN with no file in the installed Panel (it is left as it is: the
+        page still renders, without that styling) -- naming the page and the URL.
+    """
+    from panel.io.resources import CDN_DIST, DIST_DIR
+
+    def inline(match: re.Match) -> str:
+        url = match["url"]
+        path = Path(DIST_DIR) / url.removeprefix(CDN_DIST).split("?")[0] if url.startswith(CDN_DIST) else None
+        if path is None or not path.is_file():
+            if "holoviz.org" in url:
+                import warnings
+
+                warnings.warn(f"{source}: stylesheet {url} is not in the installed Panel ({DIST_DIR}); "
+                              "it stays a link and is not loaded offline", stacklevel=3)
+            return match[0]
+        # JSON-escaped as a string of the docs_json object literal; "</" escaped so that no CSS text
+        # can close the <script> element the document sits in
+        css = json.dumps(path.read_text(encoding="utf-8")).replace("</", "<\\/")
+        return f'{{"type":"object","name":"InlineStyleSheet","id":"{match["id"]}","attributes":{{"css":{css}}}}}'
+
+    return _PANEL_CDN_STYLESHEET.sub(inline, page)
 
 
 def _drop_empty_outputs(nb: Any, resources: dict) -> tuple[Any, dict]:
