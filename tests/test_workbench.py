@@ -136,19 +136,19 @@ def test_report_pages_link_no_remote_stylesheet(build):
 
 
 @pytest.mark.browser
-def test_report_pages_request_nothing_from_the_network(build, browser):
-    for name in BUILT:
-        failed, errors = [], []
-        page = browser.new_page()
-        page.route("**/*", lambda route: route.continue_()
-                   if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort())
-        page.on("requestfailed", lambda r: failed.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(build[name].html.resolve().as_uri(), wait_until="load")
-        page.wait_for_function(reports.BOKEH_RENDERED_JS, timeout=60_000)
-        page.wait_for_timeout(300)
-        page.close()
-        assert (name, failed, errors) == (name, [], [])
+@pytest.mark.parametrize("name", BUILT)
+def test_report_pages_request_nothing_from_the_network(build, browser, name):
+    failed, errors = [], []
+    page = browser.new_page()
+    page.route("**/*", lambda route: route.continue_()
+               if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort())
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(build[name].html.resolve().as_uri(), wait_until="load")
+    page.wait_for_function(reports.BOKEH_RENDERED_JS, timeout=60_000)
+    page.wait_for_timeout(300)
+    page.close()
+    assert (failed, errors) == ([], [])
 
 
 @pytest.mark.browser
