@@ -7,8 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import hand_market
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+from tomlib import _text
 from tomlib import calendar as cal
+from tomlib.services import _smart_inputs_kernel as kernel
 from tomlib.services import metering as me
 
 SHORT_DAY = "2026-03-29"  # 46 periods
@@ -343,3 +348,57 @@ def test_register_meter_rows_is_the_left_join():
     assert (rows >= 0).all()
     assert np.array_equal(m.meters["installed_at"].to_numpy()[rows], joined["installed_at"].to_numpy())
     assert np.array_equal(_rebuilt(m).register_meter_rows(), rows)
+
+
+# --------------------------------------------------------------------------------- compiled kernels
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_slot_cumulative_is_the_numpy_masked_cumsum(data):
+    n_m = data.draw(st.integers(1, 6))
+    n_t = data.draw(st.integers(0, 9))
+    energy = data.draw(hnp.arrays(np.float64, (n_m, n_t), elements=st.floats(-1e3, 1e6, allow_nan=False)))
+    n_s = data.draw(st.integers(0, 12))
+    rows = data.draw(hnp.arrays(np.int64, n_s, elements=st.integers(0, n_m - 1)))
+    n_tpr = data.draw(st.integers(1, 4))
+    active = data.draw(hnp.arrays(np.bool_, (n_tpr, n_t)))
+    tpr = data.draw(hnp.arrays(np.int64, n_s, elements=st.integers(0, n_tpr - 1)))
+    masked = data.draw(hnp.arrays(np.bool_, n_s))
+    # the NumPy formulation build_metering used
+    want = np.zeros((n_s, n_t + 1))
+    slot_energy = energy[rows]
+    multi = np.flatnonzero(masked)
+    slot_energy[multi] *= (active[tpr] | ~masked[:, None])[multi]
+    np.cumsum(slot_energy, axis=1, out=want[:, 1:])
+    got = kernel.slot_cumulative(energy, rows, tpr, masked, active)
+    assert got.shape == want.shape
+    assert got.tobytes() == want.tobytes()  # bit for bit, signed zeros included
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 6))), st.data())
+def test_energy_flags_match_numpy(energy, data):
+    rows = data.draw(hnp.arrays(np.int64, st.integers(1, 6), elements=st.integers(0, energy.shape[0] - 1)))
+    finite = np.isfinite(energy[rows]).all()
+    assert kernel.energy_flags(energy, rows) == (finite, bool(finite and (energy[rows] < 0).any()))
+
+
+_KEY_TEXT = st.text(alphabet=st.sampled_from(list(" 0123456789ABCDEPabcxyz-\u00e9")), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_KEY_TEXT, min_size=1, max_size=8), st.one_of(st.none(), st.integers(0, 20)))
+def test_int_keys_match_the_text_helper(words, width):
+    text = np.array(words, dtype=str)
+    want, got = _text.int_keys(text, width), kernel.int_keys(text, width)
+    assert (want is None) == (got is None)
+    if want is not None:
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_int_keys_of_identifiers():
+    mpans = np.array(["1000078871722", "1000075791525", "1900000000001"])
+    serials = np.array(["00P8218200", "E99A 43560", "20P7449120"])
+    for text in (mpans, serials):
+        assert np.array_equal(kernel.int_keys(text), _text.int_keys(text))
+        assert np.array_equal(np.argsort(kernel.int_keys(text)), np.argsort(text))

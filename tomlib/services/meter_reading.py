@@ -46,11 +46,11 @@ from pandas.errors import InvalidIndexError
 
 from tomlib import calendar as cal
 from tomlib import mpan as mpan_mod
-from tomlib._text import int_keys as _int_keys
 from tomlib._text import label_text as _labels
 from tomlib._text import numpy_text as _unicode
 from tomlib._text import take_text as _take_text
 from tomlib.services._processing_keys import joint_codes, lookup
+from tomlib.services._smart_inputs_kernel import int_keys as _int_keys
 from tomlib.services.metering import (
     READ_COLUMNS,
     Metering,

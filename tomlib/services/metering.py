@@ -57,14 +57,16 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import calendar as cal
+from tomlib._text import STR_DTYPE as _STR_DTYPE
 from tomlib._text import arrow_text as _str_array
-from tomlib._text import int_keys as _int_keys
 from tomlib._text import label_text as _labels
 from tomlib._text import numpy_text as _unicode
 from tomlib._text import take_text as _take_text
 from tomlib._text import text_column as _text
 from tomlib._text import tight as _tight
 from tomlib.reference._io import Col, read_table
+from tomlib.services import _smart_inputs_kernel as _kernel
+from tomlib.services._smart_inputs_kernel import int_keys as _int_keys
 
 __all__ = [
     "DATA_DIR",
@@ -832,6 +834,15 @@ def _zfill_numbers(values: np.ndarray, width: int) -> np.ndarray:
     return np.char.zfill(distinct.astype(str), width)[inverse.reshape(-1)]
 
 
+def _market_mpans(ds) -> np.ndarray:
+    """The market's MPAN axis as numpy text (``ds["mpan"].to_numpy()``), read from the Arrow buffers of
+    its index when it has one (no Python string per MPAN)."""
+    index = ds.indexes.get("mpan")
+    if index is not None and index.dtype == _STR_DTYPE:
+        return _unicode(index.array)
+    return ds["mpan"].to_numpy().astype(str, copy=False)
+
+
 def _local_to_utc(local_naive: np.ndarray) -> np.ndarray:
     idx = pd.DatetimeIndex(local_naive).tz_localize(cal.TZ, ambiguous="raise", nonexistent="raise")
     return idx.tz_convert("UTC").tz_localize(None).as_unit("ns").to_numpy()
@@ -862,7 +873,7 @@ def build_metering(
     ds = market.meters
     seg = ds["market_segment"].to_numpy().astype(str)
     sel = np.flatnonzero(seg == "S")
-    mpans = ds["mpan"].to_numpy().astype(str, copy=False)[sel]
+    mpans = _market_mpans(ds)[sel]
     n = mpans.size
     times = pd.DatetimeIndex(ds["time"].to_numpy())
     n_t = len(times)
@@ -873,13 +884,14 @@ def build_metering(
     if ds["energy"].dims == ("mpan", "time"):
         # checked row by row in place: the segment's rows are gathered once, per register slot, below
         energy, energy_rows = ds["energy"].to_numpy(), sel
-        finite = np.isfinite(energy).all(axis=1)[sel].all()
-        negative = finite and (energy < 0).any(axis=1)[sel].any()
     else:
         energy = ds["energy"].isel(mpan=sel).to_numpy()
         energy_rows = np.arange(n)
-        finite = np.isfinite(energy).all()
-        negative = finite and (energy < 0).any()
+    if energy.dtype == np.float64:  # one compiled pass over the segment's rows
+        finite, negative = _kernel.energy_flags(energy, energy_rows)
+    else:
+        finite = np.isfinite(energy[energy_rows]).all()
+        negative = finite and (energy[energy_rows] < 0).any()
     if not finite:
         raise ValueError("market: true energy of the smart segment has non-finite values")
     if negative:
@@ -999,7 +1011,6 @@ def build_metering(
     tprs = np.unique(slot_tpr)
     active = tpr_active(tprs, times)
     tpr_code = np.searchsorted(tprs, slot_tpr)
-    mask = active[tpr_code] | slot_single[:, None]
     for s, t_list in ssc_tprs.items():
         if len(t_list) > 1:
             cover = active[np.searchsorted(tprs, t_list)].sum(axis=0)
@@ -1009,13 +1020,17 @@ def build_metering(
                     f"SSC {s}: its TPRs {t_list} cover period {times[j]} (UTC) {cover[j]} times, "
                     "expected exactly once"
                 )
-    cum = np.zeros((n_slots, n_t + 1))
-    slot_energy = energy[energy_rows[slot_mpan_pos]]
-    # a single register records every period (mask all True: x * True is x); the others, their TPR's
-    multi = np.flatnonzero(~slot_single)
-    slot_energy[multi] *= mask[multi]
-    np.cumsum(slot_energy, axis=1, out=cum[:, 1:])
-    del slot_energy
+    # a single register records every period; the others, their TPR's (one compiled pass, the NumPy
+    # arithmetic: energy * mask, then a running sum)
+    if energy.dtype == np.float64:
+        cum = _kernel.slot_cumulative(energy, energy_rows[slot_mpan_pos], tpr_code, ~slot_single, active)
+    else:
+        cum = np.zeros((n_slots, n_t + 1))
+        slot_energy = energy[energy_rows[slot_mpan_pos]]
+        multi = np.flatnonzero(~slot_single)
+        slot_energy[multi] *= (active[tpr_code] | slot_single[:, None])[multi]
+        np.cumsum(slot_energy, axis=1, out=cum[:, 1:])
+        del slot_energy
 
     # Start values: random, near rollover for a share, near zero for new meters.
     start_at = np.where(is_new, installed_at, window_start)[reg_meter]

@@ -49,6 +49,7 @@ from tomlib._text import label_text as _labels
 from tomlib._text import take_text as _take_text
 from tomlib.services.metering import (
     Metering,
+    _market_mpans,
     _read_frame,
     empty_reads,
     normalise_config,
@@ -472,7 +473,7 @@ def _energy_of(market, metering: Metering, keys, codes, mpans) -> np.ndarray:
     position when the metering was built on this market's MPAN axis (checked), else by label."""
     energy = market.meters["energy"]
     rows = keys.market_rows
-    axis = market.meters["mpan"].to_numpy()
+    axis = _market_mpans(market.meters)
     if rows is not None and energy.dims[0] == "mpan" and rows.size and int(rows.max()) < axis.size \
             and market.meters.indexes["mpan"].is_unique:
         pos = rows[codes]

@@ -1,0 +1,171 @@
+"""Compiled inner loops of the smart inputs (metering's true registers).
+
+:func:`tomlib.services.metering.build_metering` accumulates the true energy of every register slot
+(an MPAN's energy in the half hours its TPR is active) over the MPAN x period energy cube. In NumPy
+that was five passes over slot x period arrays (check the segment's energy is finite and
+non-negative, gather each slot's energy row, build the TPR mask, multiply, cumulative sum into a
+strided view); here it is one pass per slot row, writing the cumulative table directly. The
+arithmetic is the NumPy one, in the same order: ``energy * 1.0`` or ``energy * 0.0`` (NumPy's
+product of a float and a bool mask) and a left-to-right running sum whose first term is the first
+period's energy (``np.cumsum``), so the results are bit-identical.
+
+Compiled on first use and cached next to this file (``cache=True``); ``nogil`` so that threads of a
+dask worker can run blocks side by side.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from tomlib import _text
+
+__all__ = ["energy_flags", "int_keys", "slot_cumulative"]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _energy_flags(energy, rows):  # pragma: no cover - compiled; covered through energy_flags
+    finite = True
+    negative = False
+    n_t = energy.shape[1]
+    for i in range(rows.size):
+        r = rows[i]
+        for j in range(n_t):
+            v = energy[r, j]
+            if not np.isfinite(v):
+                finite = False
+            elif v < 0.0:
+                negative = True
+    return finite, negative
+
+
+def energy_flags(energy: np.ndarray, rows: np.ndarray) -> tuple[bool, bool]:
+    """Whether the rows of an energy array are all finite, and whether any is negative.
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (n_mpan, n_t)
+        Energy [kWh per period].
+    rows : ndarray of int
+        Rows to check.
+
+    Returns
+    -------
+    finite : bool
+        ``np.isfinite(energy[rows]).all()``.
+    negative : bool
+        ``finite and (energy[rows] < 0).any()``.
+    """
+    if not rows.size or not energy.shape[1]:
+        return True, False
+    finite, negative = _energy_flags(np.ascontiguousarray(energy, dtype=np.float64),
+                                     np.ascontiguousarray(rows, dtype=np.int64))
+    return bool(finite), bool(finite and negative)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _slot_cumulative(energy, slot_rows, slot_tpr, slot_masked, active, out):  # pragma: no cover - compiled
+    n_t = energy.shape[1]
+    for s in range(slot_rows.size):
+        r = slot_rows[s]
+        out[s, 0] = 0.0
+        if n_t == 0:
+            continue
+        if slot_masked[s]:
+            k = slot_tpr[s]
+            acc = energy[r, 0] * (1.0 if active[k, 0] else 0.0)
+            out[s, 1] = acc
+            for j in range(1, n_t):
+                acc = acc + energy[r, j] * (1.0 if active[k, j] else 0.0)
+                out[s, j + 1] = acc
+        else:
+            acc = energy[r, 0]
+            out[s, 1] = acc
+            for j in range(1, n_t):
+                acc = acc + energy[r, j]
+                out[s, j + 1] = acc
+
+
+def slot_cumulative(energy: np.ndarray, slot_rows: np.ndarray, slot_tpr: np.ndarray, slot_masked: np.ndarray,
+                    active: np.ndarray) -> np.ndarray:
+    """True energy of register slots accumulated from the window start.
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (n_mpan, n_t)
+        True energy of the MPANs [kWh per period].
+    slot_rows : ndarray of int
+        Row of ``energy`` of each slot's MPAN.
+    slot_tpr : ndarray of int
+        Row of ``active`` of each slot's TPR (used where ``slot_masked``).
+    slot_masked : ndarray of bool
+        Slots that record only the periods their TPR is active (registers of multi-register meters);
+        the others record every period.
+    active : ndarray of bool, shape (n_tpr, n_t)
+        Whether each TPR is active in each period.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_slots, n_t + 1)
+        Column 0 is 0; column ``j + 1`` is ``np.cumsum(energy[slot_rows] * mask, axis=1)[:, j]`` [kWh],
+        with ``mask`` the slot's TPR activity (all True for unmasked slots).
+    """
+    n_t = energy.shape[1]
+    out = np.empty((slot_rows.size, n_t + 1), dtype=np.float64)
+    if slot_rows.size:
+        _slot_cumulative(np.ascontiguousarray(energy, dtype=np.float64), np.ascontiguousarray(slot_rows, dtype=np.int64),
+                         np.ascontiguousarray(slot_tpr, dtype=np.int64), np.ascontiguousarray(slot_masked, dtype=np.bool_),
+                         np.ascontiguousarray(active, dtype=np.bool_), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _fold_keys(points, lut, base, scale, tag, out):  # pragma: no cover - compiled; covered through int_keys
+    n, have = points.shape
+    for i in range(n):
+        k = 0
+        for j in range(have):
+            p = points[i, j]
+            if p >= 128:
+                return 2  # not ASCII: no key at all
+            d = lut[p]
+            if d == 255:
+                return 1  # a character outside this base
+            k = k * base + d
+        out[i] = (k * scale) * 2 + tag
+    return 0
+
+
+def int_keys(text: np.ndarray, width: int | None = None) -> np.ndarray | None:
+    """:func:`tomlib._text.int_keys` (the same keys, or None in the same cases) in one compiled pass per
+    base instead of a table lookup and a pass per character.
+
+    Parameters
+    ----------
+    text : ndarray
+        Identifiers (numpy text).
+    width : int, optional
+        Characters (at least the array's) to key two arrays of different widths alike.
+
+    Returns
+    -------
+    ndarray of int64 or None
+        One key per identifier, equal for equal text and ordered as the text sorts.
+    """
+    if text.dtype.kind != "U" or not text.size:
+        return _text.int_keys(text, width)
+    have = text.dtype.itemsize // 4
+    w = have if width is None else width
+    if w == 0 or w < have:
+        return None
+    points = np.ascontiguousarray(text).view(np.uint32).reshape(text.size, have)
+    out = np.empty(text.size, dtype=np.int64)
+    for lut, base, most in ((_text._DIGIT_LUT, 11, 17), (_text._KEY_LUT, 64, 10)):
+        if w > most:
+            continue
+        status = _fold_keys(points, lut, base, base ** (w - have), int(base == 64), out)
+        if status == 0:
+            return out
+        if status == 2:
+            return None
+    return None
