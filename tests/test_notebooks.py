@@ -71,6 +71,10 @@ def test_papermill_sees_the_parameters_the_report_runner_injects(path):
     # papermill only warns about unknown parameter names, so check them here
     params = pm.inspect_notebook(str(path))
     assert set(REQUIRED_PARAMETERS) <= set(params)
+    # and it skips, with a warning, a line it cannot parse (e.g. a second "=" in the help comment)
+    (cell,) = _parameters_cells(nbformat.read(path, as_version=4))
+    assigned = [ast.parse(line).body[0].targets[0].id for line in cell.source.splitlines() if line.strip()]
+    assert list(params) == assigned
     assert all(p["help"] for p in params.values())
 
 
