@@ -252,3 +252,78 @@ def test_one_day_without_repeats():
     assert pe.one_day_without_repeats(cal.time_axis(pd.Timestamp("2026-03-29"), pd.Timestamp("2026-03-29")))
     assert not pe.one_day_without_repeats(cal.time_axis(pd.Timestamp("2026-10-25"), pd.Timestamp("2026-10-25")))
     assert not pe.one_day_without_repeats(cal.time_axis(pd.Timestamp("2026-03-23"), pd.Timestamp("2026-03-24")))
+
+
+def _bits(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float64)).view(np.int64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 6), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_masked_group_sums_are_numpys_reduceat_bit_for_bit(n, t, groups, seed):
+    from tomlib.services._processing_kernel import masked_group_sums
+
+    rng = np.random.default_rng(seed)
+    groups = min(groups, n)
+    values = rng.lognormal(0, 2, (n, t)) * rng.choice([1.0, -1.0, 0.0, -0.0], (n, t))
+    ok = rng.random((n, t)) < 0.8
+    values[~ok & (rng.random((n, t)) < 0.5)] = np.nan  # a cell that does not count may be anything
+    weights = rng.lognormal(8, 1, n)
+    codes = np.concatenate([np.arange(groups), rng.integers(0, groups, n - groups)])
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(groups))
+    total, total_w, count = masked_group_sums(values, ok, weights, order, starts)
+    # the NumPy formulation it replaces: reduceat down column-major copies
+    ref = np.add.reduceat(np.asfortranarray(np.where(ok, values, 0.0)[order]), starts, axis=0)
+    ref_w = np.add.reduceat(np.asfortranarray(np.where(ok, weights[:, None], 0.0)[order]), starts, axis=0)
+    ends = np.append(starts[1:], n)
+    assert np.array_equal(_bits(total), _bits(ref)) and np.array_equal(_bits(total_w), _bits(ref_w))
+    assert np.array_equal(count, np.stack([ok[order][a:b].sum(axis=0) for a, b in zip(starts, ends)]))
+
+
+def test_masked_group_sums_of_long_groups_and_signed_zeros():
+    from tomlib.services._processing_kernel import masked_group_sums
+
+    rng = np.random.default_rng(7)
+    n, t = 50_000, 3  # groups long enough for several levels of pairwise halving
+    values = rng.lognormal(0, 1, (n, t))
+    values[:300] = -0.0
+    ok = rng.random((n, t)) < 0.9
+    codes = (rng.random(n) < 0.3).astype(np.int64)
+    codes[:200] = 2  # a group of -0.0 only: numpy keeps the sign
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(3))
+    counts = ok | (codes == 2)[:, None]
+    total, _, _ = masked_group_sums(values, counts, np.ones(n), order, starts)
+    x = np.where(counts, values, 0.0)
+    ref = np.add.reduceat(np.asfortranarray(x[order]), starts, axis=0)
+    assert np.array_equal(_bits(total), _bits(ref))
+    with pytest.raises(ValueError, match="every group"):
+        masked_group_sums(values, ok, np.ones(n), order, np.array([0, 0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 3000), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_label_energy_sums_are_numpys_masked_sums_bit_for_bit(n, t, seed):
+    from tomlib.services._processing_kernel import label_energy_sums
+
+    rng = np.random.default_rng(seed)
+    codes = [1, 2, 5, 9, 255]
+    energy = np.asfortranarray(rng.lognormal(0, 2, (n, t)) * rng.choice([1.0, -1.0, 0.0, -0.0], (n, t)))
+    energy[rng.random((n, t)) < 0.1] = np.nan
+    quality = np.asfortranarray(rng.choice(np.array([1, 2, 5, 7], dtype=np.uint8), (n, t)))
+    counts, sums = label_energy_sums(energy, quality, codes)
+    e0 = np.where(np.isnan(energy), 0.0, energy)
+    for code, got in zip(codes, sums):  # the sum the service took: of a column-major masked copy
+        assert _bits(got) == _bits(np.sum(np.where(quality == code, e0, 0.0)))
+    assert np.array_equal(counts, np.bincount(quality.ravel(), minlength=256))
+
+
+def test_label_energy_sums_of_a_block_sized_array():
+    from tomlib.services._processing_kernel import label_energy_sums
+
+    rng = np.random.default_rng(3)
+    energy = np.asfortranarray(rng.lognormal(-1, 1, (20_011, 48)))
+    quality = np.asfortranarray(rng.choice(np.array([1, 2], dtype=np.uint8), energy.shape, p=[0.97, 0.03]))
+    _, sums = label_energy_sums(energy, quality, [1, 2, 3])
+    assert [_bits(s) for s in sums] == [_bits(np.sum(np.where(quality == c, energy, 0.0))) for c in (1, 2, 3)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tomlib.services.processing_reads import ReadRules, advance, validate_reads
 
@@ -117,3 +119,42 @@ def test_lookup_of_pandas_strings_and_numpy_strings_agree():
         lookup([pd.Series(["a", "a"], dtype="str")], [np.array(["a"])])
     codes, distinct = str_codes(pd.Series(["_C", "_P", "_C"], dtype="str"))
     assert distinct[codes].tolist() == ["_C", "_P", "_C"] and distinct.dtype == np.dtype("<U2")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["1000000000001", "1000000000002", "2000000000007", "9"]),
+                          st.sampled_from(["M1", "M22", "", "LONGMETERID7"]), st.sampled_from(["01", "2"])),
+                max_size=30),
+       st.lists(st.tuples(st.sampled_from(["1000000000001", "2000000000007", "3"]),
+                          st.sampled_from(["M1", "M22", ""]), st.sampled_from(["01", "2"])), max_size=30))
+def test_lookup_by_hashed_words_is_pandas_get_indexer(left_rows, right_rows):
+    from pandas.errors import InvalidIndexError
+
+    from tomlib.services._processing_keys import lookup
+
+    def columns(rows, as_series):
+        cols = [np.array([r[k] for r in rows], dtype=str) if rows else np.zeros(0, dtype="<U1") for k in range(3)]
+        return [pd.Series(c, dtype="str") for c in cols] if as_series else cols
+
+    left, right = columns(left_rows, True), columns(right_rows, False)
+    if len(set(left_rows)) < len(left_rows):
+        with pytest.raises(InvalidIndexError):
+            lookup(left, right)
+        return
+    expected = pd.MultiIndex.from_tuples(left_rows, names=list("abc")).get_indexer(
+        pd.MultiIndex.from_tuples(right_rows, names=list("abc"))) if left_rows and right_rows \
+        else np.full(len(right_rows), -1)
+    assert lookup(left, right).tolist() == expected.tolist()
+
+
+def test_word_lookup_of_many_rows():
+    from tomlib.services._processing_kernel import word_lookup
+
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 2**63, (50_000, 3), dtype=np.int64).astype(np.uint64)
+    left[:, 1] = 7  # many rows alike in a word
+    take = rng.integers(-1000, 50_000, 60_000)
+    right = np.where((take >= 0)[:, None], left[np.maximum(take, 0)], np.uint64(2**63 + 5))
+    rows, duplicate = word_lookup(left, right)
+    assert not duplicate and rows.tolist() == np.where(take >= 0, take, -1).tolist()
+    assert word_lookup(np.vstack([left, left[:1]]), right[:3])[1]

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from pandas.errors import InvalidIndexError
 
+from tomlib.services._processing_kernel import word_lookup
+
 __all__ = ["joint_codes", "key_codes", "lookup", "pairs_on", "str_codes"]
 
 
@@ -126,15 +128,11 @@ def _digit_rows(ra: np.ndarray, rb: np.ndarray) -> np.ndarray | None:
     return (rows - 48).astype(np.int64) @ 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
 
 
-def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
-    """Integer codes of the key tuples of two tables of ASCII string columns (equal tuples, equal
-    codes); None when a column is not such strings.
-
-    A single column of digits of one width (MPAN cores) is its own code, the number it spells;
-    otherwise the bytes of the columns, side by side, are packed eight to a 64-bit word, each word
-    factorized and the words' codes combined by mixed radix (recoded to their distinct tuples only
-    when int64 would overflow).
-    """
+def _packed_words(left, right) -> tuple[np.ndarray, int] | None:
+    """The key tuples of two tables of ASCII string columns as rows of 64-bit words (left's rows, then
+    right's; equal tuples, equal rows) and the number of left rows; None when a column is not such
+    strings. Every column is padded to one width on both sides and the columns put side by side, so a
+    row's bytes are its key tuple."""
     parts = []
     for a, b in zip(left, right):  # a few key columns
         ra, rb = _ascii_rows(a), _ascii_rows(b)
@@ -142,11 +140,6 @@ def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         parts.append((ra, rb))
     n_left = len(parts[0][0])
-    if len(parts) == 1:
-        numbers = _digit_rows(*parts[0])
-        if numbers is not None:
-            return numbers[:n_left], numbers[n_left:]
-    # every column padded to one width on both sides, side by side, so a row's bytes are its key tuple
     widths = [max(ra.shape[1], rb.shape[1], 1) for ra, rb in parts]
     total = -(-sum(widths) // 8) * 8
     packed = np.zeros((n_left + len(parts[0][1]), total), dtype=np.uint8)
@@ -155,8 +148,30 @@ def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
         packed[:n_left, at:at + ra.shape[1]] = ra
         packed[n_left:, at:at + rb.shape[1]] = rb
         at += w
-    words = packed.view(np.uint64)
-    codes = np.zeros(len(packed), dtype=np.int64)
+    return packed.view(np.uint64), n_left
+
+
+def _fast_codes(left, right) -> tuple[np.ndarray, np.ndarray] | None:
+    """Integer codes of the key tuples of two tables of ASCII string columns (equal tuples, equal
+    codes); None when a column is not such strings.
+
+    A single column of digits of one width (MPAN cores) is its own code, the number it spells;
+    otherwise the bytes of the columns (:func:`_packed_words`) are packed eight to a 64-bit word, each
+    word factorized and the words' codes combined by mixed radix (recoded to their distinct tuples only
+    when int64 would overflow).
+    """
+    if len(left) == 1:
+        ra, rb = _ascii_rows(left[0]), _ascii_rows(right[0])
+        if ra is None or rb is None:
+            return None
+        numbers = _digit_rows(ra, rb)
+        if numbers is not None:
+            return numbers[:len(ra)], numbers[len(ra):]
+    got = _packed_words(left, right)
+    if got is None:
+        return None
+    words, n_left = got
+    codes = np.zeros(len(words), dtype=np.int64)
     size = 1
     for k in range(words.shape[1]):  # two words for an MPAN, four or five for (MPAN, meter, register)
         more, more_uniques = pd.factorize(words[:, k])
@@ -196,8 +211,19 @@ def lookup(left, right) -> np.ndarray:
 
     The same as ``pd.MultiIndex.from_arrays(left).get_indexer(pd.MultiIndex.from_arrays(right))``,
     including the error when ``left`` has a key twice. Columns are numpy arrays or pandas Series
-    (string Series compare as their ``to_numpy(dtype=str)``), coded by :func:`key_codes`.
+    (string Series compare as their ``to_numpy(dtype=str)``): ASCII keys are matched on their packed
+    bytes by one compiled hash join (:func:`~tomlib.services._processing_kernel.word_lookup`), any
+    other keys coded by :func:`key_codes` and indexed.
     """
+    if len(left) != len(right) or not left:
+        raise ValueError("joint_codes: give the same number (at least one) of key columns on both sides")
+    got = _packed_words(left, right)
+    if got is not None:  # ASCII keys: one compiled hash join on their packed bytes
+        words, n_left = got
+        rows, duplicate = word_lookup(words[:n_left], words[n_left:])
+        if duplicate:
+            raise InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
+        return rows
     lk, rk = key_codes(left, right)
     index = pd.Index(lk)
     if not index.is_unique:

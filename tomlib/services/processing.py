@@ -94,6 +94,7 @@ from tomlib import cube, reference
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
+from tomlib.services._processing_kernel import label_energy_sums
 from tomlib.services._processing_keys import _codes, _fast_codes, joint_codes, key_codes, lookup, str_codes
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
@@ -1045,20 +1046,13 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
     q = out.quality[:, col_idx]
     c["mpan_periods"] = float(q.size)
     e = column_major(out.energy[:, cols])  # the same column-major copy, made quicker
-    counts = np.bincount(q.ravel(order="K"), minlength=256)
-    e0 = None
-    for label in (*METHODS, "MISSING"):
-        n_label = int(counts[_Q[label]])
-        c[f"mpan_periods_{label}"] = float(n_label)
-        if n_label == 0:  # no cell: the sum below would be of zeros only
-            c[f"energy_{label} [kWh]"] = 0.0
-            continue
-        if e0 is None:  # NaN -> 0 once; the array summed is the one nansum(where(sel, e, 0)) sums
-            e0 = np.where(np.isnan(e), 0.0, e)
-            cell = np.empty_like(e0)  # one buffer, laid out like e0, for where(q == label, e0, 0.0)
-        cell.fill(0.0)
-        np.copyto(cell, e0, where=q == _Q[label])
-        c[f"energy_{label} [kWh]"] = float(np.sum(cell))
+    labels = (*METHODS, "MISSING")
+    # per label, the sum numpy's nansum(where(q == label, e, 0)) gave, summed by a compiled reading
+    # pass over the column-major copies (no masked copy per label)
+    counts, sums = label_energy_sums(e, q, [_Q[label] for label in labels])
+    for label, energy in zip(labels, sums):
+        c[f"mpan_periods_{label}"] = float(counts[_Q[label]])
+        c[f"energy_{label} [kWh]"] = float(energy)
     c["mpan_periods_in_minus_out"] = c["mpan_periods"] - sum(c[f"mpan_periods_{k}"] for k in (*METHODS, "MISSING"))
     # advances count on the day their closing read does
     bounds = np.append(window.to_numpy(), window[-1].to_datetime64() + cal.PERIOD.to_timedelta64())

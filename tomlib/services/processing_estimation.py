@@ -32,6 +32,7 @@ import xarray as xr
 
 from tomlib import calendar as cal
 from tomlib import reference
+from tomlib.services._processing_kernel import masked_group_sums
 from tomlib.services._processing_keys import _codes, str_codes
 
 __all__ = [
@@ -158,14 +159,22 @@ def _mean_by(labels, values, valid, weights=None, grouping=None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per label and period: mean of valid values, count, and mean of ``weights`` over the valid cells.
 
-    The values are summed as :func:`group_sum` sums them; the counts as integers, label by label
-    (exact in any order).
+    The values are summed as :func:`group_sum` sums them (by
+    :func:`~tomlib.services._processing_kernel.masked_group_sums` when every label has a row); the
+    counts as integers, label by label (exact in any order).
     """
     cats, order, starts = grouping if grouping is not None else _grouping(labels)
     v = np.asarray(values, dtype=float)
     if cats.size == 0:
         empty = np.zeros((0,) + v.shape[1:])
         return cats, empty, empty, (empty if weights is not None else None)
+    if v.ndim == 2 and (np.diff(np.append(starts, order.size)) > 0).all():
+        # one compiled pass over the rows in group order: the same sums, counts and weights as below
+        total, total_w, count = masked_group_sums(
+            v, valid, weights if weights is not None else np.zeros(len(v)), order, starts)
+        n = count.astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return cats, total / n, n, (total_w / n if weights is not None else None)
     ok = np.asarray(valid, dtype=bool)[order]
     ends = np.append(starts[1:], order.size)
     n = np.stack([ok[a:b].sum(axis=0) for a, b in zip(starts, ends)]).astype(float)  # a few labels
