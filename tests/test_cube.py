@@ -494,3 +494,26 @@ def test_cores_known_ok_only_where_the_core_check_finds_no_problem(cores, ok):
         assert cube._mpan_core_problem(np.array(cores)) is None
     else:
         assert cube._mpan_core_problem(np.array(cores)) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled energy/quality check
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.5, -2.0, np.nan, np.inf, -np.inf]),
+                          st.sampled_from([cube.MISSING, cube.QUALITY_CODES["A"], 3])), min_size=0, max_size=24),
+       st.integers(1, 4), st.booleans())
+def test_energy_quality_mismatches_kernel_matches_numpy(cells, n_t, fortran):
+    from tomlib._cube_kernel import energy_quality_mismatches
+
+    n = len(cells) // n_t
+    cells = cells[:n * n_t]
+    energy = np.array([c[0] for c in cells], dtype=float).reshape(n, n_t)
+    quality = np.array([c[1] for c in cells], dtype=np.uint8).reshape(n, n_t)
+    if fortran:  # another layout: the NumPy path
+        energy, quality = np.asfortranarray(energy), np.asfortranarray(quality)
+    present = quality != cube.MISSING
+    expect = (int((present & ~np.isfinite(energy)).sum()), int((~present & ~np.isnan(energy)).sum()))
+    assert energy_quality_mismatches(energy, quality, cube.MISSING) == expect

@@ -578,3 +578,95 @@ def test_single_segment_markets(tiny, mix):
     assert (seg == ("A" if mix[2] else "S")).all() and seg.size == 60
     assert np.isfinite(mk.gsp_group_take.values).all()
     assert (mk.meters["measurement_quantity"].values == "AE").any() == bool(mix[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# compiled passes of the generator: the NumPy formulations they replace, value for value
+# --------------------------------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 12), st.integers(1, 6), st.integers(1, 4), st.booleans(), st.integers(0, 2**32 - 1))
+def test_gather_rows_kernel_matches_numpy(n, n_days, n_extra, with_noise, seed):
+    from tomlib._market_kernels import gather_rows
+
+    rng = np.random.default_rng(seed)
+    n_t = n_days * 3
+    table = rng.random((7, 5)) * 10
+    pick = rng.integers(0, 7, size=(n, n_days))
+    day_of_t = np.sort(rng.integers(0, n_days, size=n_t))
+    slot = rng.integers(0, 5, size=n_t)
+    scale = rng.lognormal(size=n)
+    noise = rng.lognormal(size=(n, n_t)) if with_noise else None
+    rows = rng.permutation(n + n_extra)[:n]
+    out = np.full((n + n_extra, n_t), -1.0)
+    gather_rows(out, rows, table, pick, day_of_t, slot, scale, noise)
+    expect = np.full((n + n_extra, n_t), -1.0)
+    part = table[pick[:, day_of_t], slot[None, :]]
+    part *= scale[:, None]
+    if with_noise:
+        part *= noise
+    expect[rows] = part
+    np.testing.assert_array_equal(out, expect)  # bit for bit: same operations, same order
+
+
+def test_gather_rows_refuses_bad_indices():
+    from tomlib._market_kernels import gather_rows
+
+    out = np.zeros((2, 2))
+    with pytest.raises(IndexError):
+        gather_rows(out, np.array([0]), np.ones((1, 2)), np.array([[1]]), np.zeros(2, int), np.arange(2),
+                    np.ones(1), None)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        gather_rows(np.zeros((2, 2), dtype=np.float32), np.array([0]), np.ones((1, 2)), np.array([[0]]),
+                    np.zeros(2, int), np.arange(2), np.ones(1), None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 30), st.integers(1, 50), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_rows_times_table_kernel_matches_numpy(n, n_t, n_codes, seed):
+    from tomlib._market_kernels import rows_times_table
+
+    rng = np.random.default_rng(seed)
+    values, table = rng.random((n, n_t)) * 5, 1 + rng.random((n_codes, n_t)) / 10
+    code = rng.integers(0, n_codes, size=n)
+    np.testing.assert_array_equal(rows_times_table(values, code, table), values * table[code])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.text(alphabet="0189AZ_é\U0001F600", max_size=3), max_size=40))
+def test_sorted_codes_is_numpy_unique(values):
+    text = np.array(values, dtype=str) if values else np.zeros(0, dtype="<U3")
+    uniques, inverse = market._sorted_codes(text)
+    expect, expect_inverse = np.unique(text, return_inverse=True)
+    assert uniques.dtype == expect.dtype
+    np.testing.assert_array_equal(uniques, expect)
+    np.testing.assert_array_equal(inverse, expect_inverse.reshape(-1))
+
+
+def test_profile_class_energy_into_matches_profile_class_energy(demo):
+    """The generator's in-place path gives profile_class_energy's values for MPANs of several
+    regions (bank holidays differ) over the demo's fortnight."""
+    times, target_days, day_of_t, slot, _ = market._time_frame(demo)
+    shapes = reference.profile_class_shapes()
+    groups = np.array(demo.gsp_groups)
+    rng = np.random.default_rng(3)
+    n = 40
+    gsp_code = rng.integers(0, groups.size, size=n)
+    pc = rng.integers(1, 9, size=n)
+    ac = rng.uniform(1e3, 1e5, size=n)
+    noise = rng.lognormal(0, 0.1, size=(n, len(times)))
+    expect = market.profile_class_energy(shapes, pc, ac, market._region_of(groups[gsp_code]), times,
+                                         reference_year=demo.first_date.year, noise=noise)
+    names, r_idx = market._region_codes(demo, gsp_code)
+    out = np.full((n + 3, len(times)), np.nan)
+    rows = np.arange(3, n + 3)
+    market._profile_class_energy_into(out, rows, shapes, pc, ac, names, r_idx, target_days, day_of_t, slot,
+                                      reference_year=demo.first_date.year, noise=noise)
+    np.testing.assert_array_equal(out[rows], expect)
+    assert np.isnan(out[:3]).all()
+
+
+def test_region_codes_are_the_regions_of_the_groups(demo):
+    groups = np.array(demo.gsp_groups)
+    code = np.random.default_rng(0).integers(0, groups.size, size=200)
+    names, r_idx = market._region_codes(demo, code)
+    np.testing.assert_array_equal(np.asarray(names)[r_idx], market._region_of(groups[code]))

@@ -231,3 +231,36 @@ def test_core_numbers_refuse_what_is_not_a_core():
         assert mpan.core_numbers(pd.Series(values, dtype=str)) is None, values
     assert mpan.core_numbers(np.array(["0000000000001", "2300000000041"])).tolist() == [1, 2300000000041]
     assert mpan.core_numbers(pd.Series([], dtype=str)).size == 0
+
+
+# ------------------------------------------------------------------------------------------ compiled digits
+
+
+def _numpy_code_points(stem: np.ndarray) -> np.ndarray:
+    """The NumPy formulation :func:`tomlib._market_kernels.core_code_points` replaced."""
+    digits = (stem[:, None] // 10 ** np.arange(11, -1, -1, dtype=np.int64)) % 10
+    points = np.empty((stem.size, 13), dtype=np.uint32)
+    points[:, :12] = digits + ord("0")
+    points[:, 12] = (digits @ mpan.PRIMES) % 11 % 10 + ord("0")
+    return points
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 10**12 - 1), max_size=50))
+def test_core_code_points_kernel_matches_numpy(stems):
+    from tomlib._market_kernels import core_code_points
+
+    stem = np.array(stems, dtype=np.int64)
+    got = core_code_points(stem)
+    assert got.dtype == np.uint32 and np.array_equal(got, _numpy_code_points(stem))
+    text = got.view("<U13").reshape(stem.size)
+    assert text.tolist() == [f"{s:012d}{reference_check_digit(f'{s:012d}')}" for s in stems]
+
+
+def test_core_code_points_refuses_stems_out_of_range():
+    from tomlib._market_kernels import core_code_points
+
+    with pytest.raises(ValueError, match="12-digit"):
+        core_code_points(np.array([10**12]))
+    with pytest.raises(ValueError, match="12-digit"):
+        core_code_points(np.array([-1]))

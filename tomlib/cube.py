@@ -77,6 +77,7 @@ import pandas as pd
 import xarray as xr
 
 from tomlib import calendar
+from tomlib._cube_kernel import energy_quality_mismatches
 from tomlib._io import atomic_target
 
 __all__ = [
@@ -353,8 +354,8 @@ def meter_cube(energy, times, mpans, standing, quality=None, estimation_reason=N
             data = _column_values(series)
         coords[col] = ("mpan", data, dict(attrs))
 
-    if quality is None:
-        q = np.where(np.isnan(values), MISSING, QUALITY_CODES["A"]).astype(np.uint8)
+    if quality is None:  # uint8 scalars: the codes come out uint8, no int64 cube to cast
+        q = np.where(np.isnan(values), np.uint8(MISSING), np.uint8(QUALITY_CODES["A"]))
     else:
         q = _as_codes(quality, quality_code, len(_QUALITY_ORDER), "quality")
     if estimation_reason is None:
@@ -612,14 +613,16 @@ def validate_meter_cube(ds: xr.Dataset, where: str = "cube", name: str = "energy
     if e.dtype.kind != "f":
         fail(f"{name} must be floating point [kWh], got dtype {e.dtype}")
     ev = np.asarray(e.values)
-    present = np.asarray(ds["quality"].values) != MISSING
-    bad = present & ~np.isfinite(ev)
-    if bad.any():
-        fail(f"{name} must be finite where quality is not MISSING, got {int(bad.sum())} non-finite "
+    qv = np.asarray(ds["quality"].values)
+    # counted in one compiled pass; the masks are made only to word an error
+    not_finite, not_nan = energy_quality_mismatches(ev, qv, MISSING)
+    if not_finite:
+        bad = (qv != MISSING) & ~np.isfinite(ev)
+        fail(f"{name} must be finite where quality is not MISSING, got {not_finite} non-finite "
              f"value(s) ({_first(bad, ds)})")
-    bad = ~present & ~np.isnan(ev)
-    if bad.any():
-        fail(f"{name} must be NaN where quality is MISSING, got {int(bad.sum())} value(s) ({_first(bad, ds)})")
+    if not_nan:
+        bad = (qv == MISSING) & ~np.isnan(ev)
+        fail(f"{name} must be NaN where quality is MISSING, got {not_nan} value(s) ({_first(bad, ds)})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -664,6 +664,35 @@ def profile_class_energy(
     return out
 
 
+def _profile_class_energy_into(energy: np.ndarray, rows: np.ndarray, shapes: xr.DataArray, profile_class: np.ndarray,
+                               annual_consumption: np.ndarray, region_names: list, r_idx: np.ndarray,
+                               target_days: pd.DatetimeIndex, day_of_t: np.ndarray, slot: np.ndarray, *,
+                               reference_year: int, noise: np.ndarray) -> None:
+    """:func:`profile_class_energy` written into ``energy[rows]``: the same values, in one pass.
+
+    The regions come as names and each row's index (:func:`_region_codes`); seasons and day types are
+    looked up per target day (they are functions of the settlement date) and each row's shape per day
+    picked from the flattened (profile class, season, day type) shapes, so no (rows x periods) index
+    array or gathered cube is made (:func:`tomlib._market_kernels.gather_rows`).
+    """
+    from tomlib._market_kernels import gather_rows
+
+    kwh, classes, s_codes, k_codes = _shape_cube(shapes)
+    if np.size(profile_class) == 0:
+        return
+    pc = pd.Index(classes).get_indexer(np.asarray(profile_class))
+    if (pc < 0).any():
+        bad = np.asarray(profile_class)[pc < 0][0]
+        raise ValueError(f"profile class {bad} has no shape (known: {classes})")
+    s_d = _codes(cal.profiling_seasons(target_days), s_codes)
+    k_rd = np.stack([_codes(cal.day_types(target_days, r), k_codes) for r in region_names])
+    annual = np.stack([annual_profile_kwh(shapes, reference_year, r).to_numpy() for r in region_names])
+    scale = np.asarray(annual_consumption, dtype=float) / annual[r_idx, pc]
+    n_s, n_k = kwh.shape[1], kwh.shape[2]
+    pick = (pc[:, None] * n_s + s_d[None, :]) * n_k + k_rd[r_idx]  # row of the flattened shapes per day
+    gather_rows(energy, rows, kwh.reshape(-1, kwh.shape[3]), pick, day_of_t, slot, scale, noise)
+
+
 # --------------------------------------------------------------------------------------------------
 # the sun
 # --------------------------------------------------------------------------------------------------
@@ -904,6 +933,11 @@ class _Plan:
     solar_capacity: np.ndarray  # [kWp], drawn for every MPAN, used where solar
     solar_site_factor: np.ndarray  # [-], drawn for every MPAN, used where solar
     ums_per_gsp: dict  # GSP group -> number of unmetered-supply MPANs (segment U)
+    # the same draws as codes, so that later steps compare integers instead of every MPAN's string
+    gsp_code: np.ndarray  # index into scenario.gsp_groups
+    kind_code: np.ndarray  # index into _KINDS
+    supplier_code: np.ndarray  # index into supplier_ids
+    supplier_ids: np.ndarray  # the scenario's supplier ids
 
 
 _KINDS = ("smart_domestic", "smart_non_domestic", "advanced")
@@ -915,26 +949,31 @@ def _plan_imports(scenario, settings: GeneratorSettings, shapes: xr.DataArray) -
                        scenario.segments.advanced, scenario.segments.unmetered])
     rng = stream(scenario.seed, "segments")
     kinds, gsp, ums_per_gsp = [], [], {}
-    for g in groups:  # a loop over GSP groups only
+    for i, g in enumerate(groups):  # a loop over GSP groups only
         n = int(scenario.mpans[g])
         *counts, ums_per_gsp[g] = _largest_remainder(n, shares)  # UMS MPANs come from unmetered_supplies()
-        block = np.repeat(np.array(_KINDS), counts)
-        kinds.append(rng.permutation(block))
-        gsp.append(np.full(block.size, g))
-    kind = np.concatenate(kinds)
-    gsp_group = np.concatenate(gsp)
+        # the kinds' codes shuffled: the permutation of a generator depends on the length only, so
+        # this is the shuffle of the kinds' strings, without moving 18-character strings
+        kinds.append(rng.permutation(np.repeat(np.arange(len(_KINDS), dtype=np.int8), counts)))
+        gsp.append(np.full(kinds[-1].size, i, dtype=np.int64))
+    kind_code = np.concatenate(kinds)
+    kind = np.array(_KINDS)[kind_code]
+    gsp_code = np.concatenate(gsp)
+    gsp_group = np.array(groups)[gsp_code]
     n_all = kind.size
 
     sup_ids = np.array([s.id for s in scenario.suppliers])
     sup_p = np.array([s.market_share for s in scenario.suppliers])
-    supplier = sup_ids[stream(scenario.seed, "suppliers").choice(len(sup_ids), size=n_all, p=sup_p / sup_p.sum())]
+    supplier_code = stream(scenario.seed, "suppliers").choice(len(sup_ids), size=n_all, p=sup_p / sup_p.sum())
+    supplier = sup_ids[supplier_code]
 
     rng_pc = stream(scenario.seed, "profile_classes")
     pcs = np.array([p for p, _ in settings.non_domestic_profile_classes])
     pc_p = np.array([w for _, w in settings.non_domestic_profile_classes], dtype=float)
     nd_pc = pcs[rng_pc.choice(len(pcs), size=n_all, p=pc_p / pc_p.sum())]
     adv_pc = rng_pc.integers(5, 9, size=n_all)
-    profile_class = np.select([kind == "smart_domestic", kind == "smart_non_domestic"], [1, nd_pc], adv_pc)
+    is_dom, is_nd = kind_code == _KINDS.index("smart_domestic"), kind_code == _KINDS.index("smart_non_domestic")
+    profile_class = np.select([is_dom, is_nd], [1, nd_pc], adv_pc)
 
     rng_ac = stream(scenario.seed, "annual_consumption")
     z = rng_ac.standard_normal(n_all)
@@ -946,16 +985,16 @@ def _plan_imports(scenario, settings: GeneratorSettings, shapes: xr.DataArray) -
     nd_ac = nd_mean * np.exp(settings.non_domestic_sigma * z - settings.non_domestic_sigma**2 / 2)
     lo, hi = settings.advanced_kwh_range
     adv_ac = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
-    annual = np.select([kind == "smart_domestic", kind == "smart_non_domestic"], [dom_ac, nd_ac], adv_ac)
+    annual = np.select([is_dom, is_nd], [dom_ac, nd_ac], adv_ac)
 
     rng_solar = stream(scenario.seed, "solar_sites")
-    solar = (kind == "smart_domestic") & (rng_solar.random(n_all) < scenario.solar_export_share)
+    solar = is_dom & (rng_solar.random(n_all) < scenario.solar_export_share)
     cap = scenario.market.solar_capacity_kwp
     capacity = cap.min + (cap.max - cap.min) * rng_solar.random(n_all)
     ss = settings.solar_site_sigma
     site = np.exp(ss * rng_solar.standard_normal(n_all) - ss * ss / 2)
     return _Plan(gsp_group, kind, supplier, annual, profile_class, solar, capacity, site,
-                 {g: int(n) for g, n in ums_per_gsp.items()})
+                 {g: int(n) for g, n in ums_per_gsp.items()}, gsp_code, kind_code, supplier_code, sup_ids)
 
 
 def _time_frame(scenario) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
@@ -972,17 +1011,27 @@ def _region_of(gsp_group: np.ndarray) -> np.ndarray:
     return reference.gsp_groups()["region"].reindex(groups).to_numpy().astype(str)[code]
 
 
+def _region_codes(scenario, gsp_code: np.ndarray) -> tuple[list, np.ndarray]:
+    """Bank-holiday regions of the GSP groups of some rows (:func:`_region_of`), as the distinct regions
+    and each row's index among them: looked up per GSP group present, never per row."""
+    groups = np.array(scenario.gsp_groups)
+    present = np.flatnonzero(np.bincount(gsp_code, minlength=groups.size))
+    names, of_present = np.unique(_region_of(groups[present]), return_inverse=True)
+    of_group = np.zeros(groups.size, dtype=np.int64)
+    of_group[present] = of_present
+    return names.tolist(), of_group[gsp_code]
+
+
 def _domestic_draws(scenario, plan: _Plan, target_days, library: HouseholdDays):
-    dom = np.flatnonzero(plan.kind == "smart_domestic")
+    dom = np.flatnonzero(plan.kind_code == _KINDS.index("smart_domestic"))
     if dom.size == 0:
         empty = np.zeros((0, len(target_days)), dtype=np.int64)
         return dom, dom.copy(), _codes(cal.profiling_seasons(target_days), _SEASON_CODES), empty, empty
     donor = library.donors[stream(scenario.seed, "donors").integers(library.donors.size, size=dom.size)]
     season = _codes(cal.profiling_seasons(target_days), _SEASON_CODES)
-    regions = _region_of(plan.gsp_group[dom])
-    region_names = list(dict.fromkeys(regions))
+    region_names, r_idx = _region_codes(scenario, plan.gsp_code[dom])
     k_rd = np.stack([_codes(cal.day_types(target_days, r), _DAY_TYPE_CODES) for r in region_names])
-    day_type = k_rd[pd.Index(region_names).get_indexer(regions)]
+    day_type = k_rd[r_idx]
     picks = draw_donor_days(library, donor, season, day_type, stream(scenario.seed, "donor_days"))
     return dom, donor, season, day_type, picks
 
@@ -1046,6 +1095,15 @@ def _cached_library(lcl_path, label: str, min_coverage: float, min_annual_kwh: f
 
 
 def _llfc_of(gsp_group: np.ndarray, segment_use: np.ndarray) -> np.ndarray:
+    g_code, g_values = pd.factorize(np.asarray(gsp_group))
+    u_code, u_values = pd.factorize(np.asarray(segment_use))
+    return _llfc_of_codes(np.asarray(g_values, dtype=str), np.asarray(u_values, dtype=str), g_code, u_code)
+
+
+def _llfc_of_codes(group_names: np.ndarray, use_names: np.ndarray, g_code: np.ndarray, u_code: np.ndarray
+                   ) -> np.ndarray:
+    """LLFC of each row from its GSP group and segment use given as codes into ``group_names`` and
+    ``use_names``; looked up per distinct (GSP group, segment use) pair -- a few dozen -- not per MPAN."""
     table = reference.line_loss_factor_classes()
     key = table["gsp_group"].astype(str) + "|" + table["segment_use"].astype(str)
     if key.duplicated().any():
@@ -1053,11 +1111,10 @@ def _llfc_of(gsp_group: np.ndarray, segment_use: np.ndarray) -> np.ndarray:
         raise ValueError(f"line_loss_factor_classes: more than one LLFC for {dup!r}; expected one per "
                          "(GSP group, segment use)")
     lookup = pd.Series(table.index.to_numpy(), index=key.to_numpy())
-    # looked up per distinct (GSP group, segment use) pair -- a few dozen -- not per MPAN
-    g_code, g_values = pd.factorize(np.asarray(gsp_group))
-    u_code, u_values = pd.factorize(np.asarray(segment_use))
-    pair_code, pairs = pd.factorize(g_code.astype(np.int64) * max(len(u_values), 1) + u_code)
-    wanted = [f"{g_values[p // max(len(u_values), 1)]}|{u_values[p % max(len(u_values), 1)]}" for p in pairs]
+    n_u = max(len(use_names), 1)
+    # pairs in the order the rows first show them, so that the error names the first row's pair
+    pair_code, pairs = pd.factorize(np.asarray(g_code, dtype=np.int64) * n_u + u_code)
+    wanted = [f"{group_names[p // n_u]}|{use_names[p % n_u]}" for p in pairs]
     found = lookup.reindex(wanted)
     if found.isna().any():
         g, use = np.asarray(wanted)[found.isna().to_numpy()][0].split("|")
@@ -1092,13 +1149,19 @@ def _solar_generation(scenario, settings: GeneratorSettings, plan: _Plan, solar_
     return generation, export_annual
 
 
+#: Segment uses of the metered MPANs (:func:`reference.line_loss_factor_classes`), by code.
+_SEGMENT_USES = ("smart_domestic", "smart_non_domestic", "advanced_lv", "advanced_hv", "smart_export")
+
+
 def _standing_columns(scenario, settings: GeneratorSettings, plan: _Plan, solar_rows: np.ndarray,
                       export_annual: np.ndarray, dom: np.ndarray, donor_households: np.ndarray
                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """MPAN cores and standing data of the import MPANs (plan order) followed by the export MPANs.
 
     One NumPy array per column (:func:`tomlib.cube.meter_cube` takes them as they are: no table,
-    no conversion of a national block's strings to pandas' Arrow strings and back).
+    no conversion of a national block's strings to pandas' Arrow strings and back). The text
+    columns are made per distinct value (GSP group, segment use, supplier: a few dozen) and taken
+    by each row's integer code, never by comparing or concatenating every MPAN's strings.
     """
     n_imp, n_exp = plan.kind.size, solar_rows.size
     # One core per import plus one reserved for its possible export MPAN, so that the import cores do
@@ -1107,38 +1170,44 @@ def _standing_columns(scenario, settings: GeneratorSettings, plan: _Plan, solar_
                                               stream(scenario.seed, "cores"), settings.mpan_id_range)).astype(str)
     cores = np.concatenate([pool[:n_imp], pool[n_imp + solar_rows]])
     gsp_all = np.concatenate([plan.gsp_group, plan.gsp_group[solar_rows]])
-    kind_all = np.concatenate([plan.kind, np.full(n_exp, "smart_export")])
+    g_all = np.concatenate([plan.gsp_code, plan.gsp_code[solar_rows]])
     supplier_all = np.concatenate([plan.supplier, plan.supplier[solar_rows]])
-    segment_use = kind_all.astype(object)
-    adv = kind_all == "advanced"
-    segment_use[adv] = np.where(plan.annual_consumption[adv[:n_imp]] >= settings.advanced_hv_from_kwh,
-                                "advanced_hv", "advanced_lv")
-    segment_use = segment_use.astype(str)
+    s_all = np.concatenate([plan.supplier_code, plan.supplier_code[solar_rows]])
+    # segment use by code (_SEGMENT_USES): the kinds' codes, advanced split by annual consumption
+    use = np.concatenate([plan.kind_code.astype(np.int64), np.full(n_exp, _SEGMENT_USES.index("smart_export"))])
+    adv = use == _KINDS.index("advanced")
+    use[adv] = np.where(plan.annual_consumption[adv[:n_imp]] >= settings.advanced_hv_from_kwh,
+                        _SEGMENT_USES.index("advanced_hv"), _SEGMENT_USES.index("advanced_lv"))
+    export = use == _SEGMENT_USES.index("smart_export")
     linked = np.full(n_imp + n_exp, "", dtype=cores.dtype)
     linked[solar_rows] = cores[n_imp:]
     linked[n_imp:] = cores[solar_rows]
-    donor_house = np.full(n_imp + n_exp, "", dtype=object)
+    donor_house = np.zeros(n_imp + n_exp, dtype=np.asarray(donor_households).dtype if dom.size else "<U1")
     donor_house[dom] = donor_households
     capacity = np.zeros(n_imp + n_exp)
     capacity[solar_rows] = plan.solar_capacity[solar_rows]
     capacity[n_imp:] = plan.solar_capacity[solar_rows]
-    letters = np.array([g[1] for g in scenario.gsp_groups], dtype=object)[
-        pd.Index(list(scenario.gsp_groups)).get_indexer(gsp_all)]
+    # BM unit 2__<GSP group letter><supplier>001 of every (GSP group, supplier) pair, taken by row
+    letters = np.array([g[1] for g in scenario.gsp_groups], dtype=str)
+    sup_ids = plan.supplier_ids.astype(str)
+    bm_units = np.char.add(np.char.add("2__", letters[:, None]), np.char.add(sup_ids[None, :], "001")).ravel()
+    # DI-015: W whole current (smart), L / H LV / HV current-transformer (advanced)
+    connection = np.array(["W", "W", "L", "H", "W"])  # by _SEGMENT_USES
 
     return cores, {
         "gsp_group": gsp_all.astype(str),
         "market_segment": np.where(adv, "A", "S"),
-        # DI-015: W whole current (smart), L / H LV / HV current-transformer (advanced)
-        "connection_type": np.select([segment_use == "advanced_lv", segment_use == "advanced_hv"], ["L", "H"], "W"),
-        "domestic": np.isin(kind_all, ("smart_domestic", "smart_export")),
+        "connection_type": connection[use],
+        "domestic": (use == _SEGMENT_USES.index("smart_domestic")) | export,
         "supplier": supplier_all.astype(str),
-        "bm_unit": np.char.add(np.char.add("2__", letters.astype(str)), np.char.add(supplier_all.astype(str), "001")),
-        "llfc": np.asarray(_llfc_of(gsp_all, segment_use), dtype=str),
-        "measurement_quantity": np.where(kind_all == "smart_export", "AE", "AI"),
+        "bm_unit": bm_units[g_all * sup_ids.size + s_all],
+        "llfc": np.asarray(_llfc_of_codes(np.array(scenario.gsp_groups, dtype=str), np.array(_SEGMENT_USES), g_all,
+                                          use), dtype=str),
+        "measurement_quantity": np.where(export, "AE", "AI"),
         "annual_consumption": np.concatenate([plan.annual_consumption, export_annual]),
         # extra columns become extra mpan coordinates of the cube
         "profile_class": np.concatenate([plan.profile_class, np.zeros(n_exp, dtype=np.int64)]),
-        "donor_household": donor_house.astype(str),
+        "donor_household": donor_house,
         "linked_mpan": linked,
         "solar_capacity": capacity,
     }
@@ -1161,11 +1230,31 @@ def _with_unmetered(cores: np.ndarray, standing: dict[str, np.ndarray], ums) -> 
     return np.concatenate([cores, extra.index.to_numpy().astype(str)]), out
 
 
+def _sorted_codes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(text, return_inverse=True)`` of a NumPy text array; strings of up to three characters
+    (LLFCs) are sorted as the integers their code points make (21 bits each, first character
+    highest: the strings' order), not as strings."""
+    width = text.dtype.itemsize // 4
+    if text.dtype.kind != "U" or not 1 <= width <= 3 or text.size == 0:
+        uniques, inverse = np.unique(text, return_inverse=True)
+        return uniques, inverse.reshape(-1)
+    points = np.ascontiguousarray(text).view(np.uint32).reshape(text.size, width).astype(np.int64)
+    key = points[:, 0]
+    for k in range(1, width):
+        key = (key << 21) | points[:, k]
+    keys, inverse = np.unique(key, return_inverse=True)
+    first = np.zeros(keys.size, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(text.size - 1, -1, -1)  # a row of each distinct key
+    return text[first], inverse.reshape(-1)
+
+
 def _losses_and_take(scenario, energy: np.ndarray, standing: dict[str, np.ndarray], times: pd.DatetimeIndex,
                      slot: np.ndarray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
     """Line loss factors (llfc x time), unaccounted energy and GSP group take (gsp_group x time)."""
+    from tomlib._market_kernels import rows_times_table
+
     llfc = np.asarray(standing["llfc"], dtype=str)
-    used = np.unique(llfc)
+    used, llfc_code = _sorted_codes(llfc)
     voltage = reference.line_loss_factor_classes().loc[used, "voltage_level"].to_numpy()
     months = pd.DatetimeIndex(cal.from_utc(times)[0]).month.to_numpy()
     llf_values = reference.band_line_loss_factors(voltage[:, None], slot[None, :], months[None, :])
@@ -1173,7 +1262,7 @@ def _losses_and_take(scenario, energy: np.ndarray, standing: dict[str, np.ndarra
         llf_values, dims=("llfc", "time"), coords={"llfc": used, "time": times.to_numpy()},
         name="line_loss_factor", attrs={"units": "-", "long_name": "line loss factor"},
     ))
-    at_gsp = energy * llf_values[np.searchsorted(used, llfc)]
+    at_gsp = rows_times_table(energy, llfc_code, llf_values)  # energy x LLF, no gathered cube of LLFs
     groups = np.array(scenario.gsp_groups)
     member = np.asarray(standing["gsp_group"], dtype=str)[None, :] == groups[:, None]  # (group, mpan)
     is_import = np.asarray(standing["measurement_quantity"], dtype=str) == "AI"
@@ -1217,6 +1306,8 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     ValueError
         If reference data needed for an MPAN is missing.
     """
+    from tomlib._market_kernels import gather_rows
+
     settings = settings or GeneratorSettings()
     shapes = reference.profile_class_shapes()
     times, target_days, day_of_t, slot, _ = _time_frame(scenario)
@@ -1225,36 +1316,36 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     n_imp = plan.kind.size
     solar_rows = np.flatnonzero(plan.solar)
     n_exp = solar_rows.size
-    energy = np.empty((n_imp + n_exp, n_t))
+    # rows for the unmetered supplies too (appended below), so that their energy is not a copy of all
+    n_ums = int(sum(plan.ums_per_gsp.values()))
+    energy = np.empty((n_imp + n_exp + n_ums, n_t))
 
-    # Smart domestic: real household-days.
+    # Smart domestic: real household-days, times the MPAN's scale and noise, written in place.
     library = _library(scenario, settings, lcl_path)
     dom, donor, _, _, picks = _domestic_draws(scenario, plan, target_days, library)
     scale = plan.annual_consumption[dom] / library.annual_kwh[donor]
-    dom_energy = library.profiles[picks[:, day_of_t], slot[None, :]]
-    dom_energy *= scale[:, None]
-    dom_energy *= ar1_lognormal_noise(
-        stream(scenario.seed, "household_noise"), dom_energy.shape, scenario.market.household_noise, 0.0
+    noise = ar1_lognormal_noise(
+        stream(scenario.seed, "household_noise"), (dom.size, n_t), scenario.market.household_noise, 0.0
     )
-    energy[dom] = dom_energy
-    del dom_energy
+    gather_rows(energy, dom, library.profiles, picks, day_of_t, slot, scale, noise)
+    del noise
 
     # Smart non-domestic and advanced: profile class shapes.
-    other = np.flatnonzero(plan.kind != "smart_domestic")
+    other = np.flatnonzero(plan.kind_code != _KINDS.index("smart_domestic"))
     noise = ar1_lognormal_noise(
         stream(scenario.seed, "profile_noise"), (other.size, n_t), scenario.market.non_domestic_noise,
         settings.noise_ar1,
     )
-    energy[other] = profile_class_energy(
-        shapes, plan.profile_class[other], plan.annual_consumption[other], _region_of(plan.gsp_group[other]),
-        times, reference_year=scenario.first_date.year, noise=noise,
-    )
+    region_names, r_idx = _region_codes(scenario, plan.gsp_code[other])
+    _profile_class_energy_into(energy, other, shapes, plan.profile_class[other], plan.annual_consumption[other],
+                               region_names, r_idx, target_days, day_of_t, slot,
+                               reference_year=scenario.first_date.year, noise=noise)
     del noise
 
     # Solar homes: generation nets against the household's demand, the surplus is exported.
     generation, export_annual = _solar_generation(scenario, settings, plan, solar_rows, times, day_of_t)
     demand = energy[solar_rows]
-    energy[n_imp:] = np.maximum(generation - demand, 0.0)
+    energy[n_imp:n_imp + n_exp] = np.maximum(generation - demand, 0.0)
     energy[solar_rows] = np.maximum(demand - generation, 0.0)
     del demand, generation
 
@@ -1267,7 +1358,12 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     if ums is not None:
         n_metered = cores.size
         cores, standing = _with_unmetered(cores, standing, ums)
-        energy = np.concatenate([energy, ums.energy.sel(mpan=cores[n_metered:]).to_numpy()])
+        ums_energy = ums.energy.sel(mpan=cores[n_metered:]).to_numpy()
+        if ums_energy.shape != (n_ums, n_t):
+            raise RuntimeError(f"unmetered supplies: {ums_energy.shape[0]} MPANs made, {n_ums} planned")
+        energy[n_metered:] = ums_energy
+    elif n_ums:
+        raise RuntimeError(f"unmetered supplies: none made, {n_ums} planned")
     meters = cube.meter_cube(energy, times, cores, standing)
     meters["solar_capacity"].attrs.update(units="kWp", long_name="rooftop solar capacity (0: none)")
     meters["profile_class"].attrs.update(long_name="profile class of the shape behind the true energy "

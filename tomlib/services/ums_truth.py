@@ -237,15 +237,27 @@ def _counts(n_mpans_per_gsp, table: pd.DataFrame) -> dict[str, int]:
     return {g: n for g, n in counts.items() if n > 0}
 
 
-def _cores(gsp: np.ndarray, rng: np.random.Generator, existing, id_range=None) -> np.ndarray:
+def _taken(cores: np.ndarray, taken: np.ndarray, taken_numbers: np.ndarray | None) -> np.ndarray:
+    """Whether each of a few cores is among the (many) taken ones."""
     from tomlib.services._processing_keys import joint_codes
 
+    numbers = mpan_mod.core_numbers(cores)
+    if numbers is None or taken_numbers is None:  # not all 13-digit cores: by the strings' codes
+        taken_codes, core_codes, _ = joint_codes([taken], [cores])
+        return np.isin(core_codes, taken_codes)
+    # the taken numbers located among the few sorted new ones (no sort of the many)
+    ordered = np.sort(numbers)
+    at = np.minimum(np.searchsorted(ordered, taken_numbers), max(ordered.size - 1, 0))
+    return np.isin(numbers, taken_numbers[ordered[at] == taken_numbers]) if ordered.size else numbers.astype(bool)
+
+
+def _cores(gsp: np.ndarray, rng: np.random.Generator, existing, id_range=None) -> np.ndarray:
     cores = np.asarray(mpan_mod.generate_cores(gsp, rng, id_range)).astype(str)
     taken = np.asarray(existing, dtype=str).reshape(-1) if existing is not None else np.zeros(0, dtype=str)
+    # a market block has hundreds of thousands of cores to avoid: turned into numbers once
+    taken_numbers = mpan_mod.core_numbers(taken)
     for _ in range(100):  # redraw the (rare) clashes with the market's other MPANs
-        # membership by integer codes (a market block has hundreds of thousands of cores to avoid)
-        taken_codes, core_codes, _ = joint_codes([taken], [cores])
-        clash = np.isin(core_codes, taken_codes) | pd.Series(cores).duplicated().to_numpy()
+        clash = _taken(cores, taken, taken_numbers) | pd.Series(cores).duplicated().to_numpy()
         if not clash.any():
             return cores
         cores[clash] = np.asarray(mpan_mod.generate_cores(gsp[clash], rng, id_range)).astype(str)
