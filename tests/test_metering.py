@@ -402,3 +402,48 @@ def test_int_keys_of_identifiers():
     for text in (mpans, serials):
         assert np.array_equal(kernel.int_keys(text), _text.int_keys(text))
         assert np.array_equal(np.argsort(kernel.int_keys(text)), np.argsort(text))
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.int64, st.integers(0, 30), elements=st.integers(0, 5)))
+def test_grouped_order_is_the_stable_argsort(codes):
+    count = np.bincount(codes, minlength=6)
+    assert np.array_equal(kernel.grouped_order(codes, np.cumsum(count) - count), np.argsort(codes, kind="stable"))
+
+
+_CORE_TEXT = st.text(alphabet=st.sampled_from(list("0123456789 a\u0661")), min_size=0, max_size=15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_CORE_TEXT, min_size=1, max_size=8), st.data())
+def test_valid_cores_is_fullmatch_then_is_valid(words, data):
+    from tomlib import mpan
+
+    # half the cores made valid: the first 12 digits and their check digit
+    stems = data.draw(st.lists(st.text(alphabet="0123456789", min_size=12, max_size=12), max_size=4))
+    text = np.array(words + [s + str(mpan.check_digit(s)) for s in stems], dtype=str)
+    want = pd.Series(text, dtype="str").str.fullmatch(r"\d{13}").to_numpy(dtype=bool).copy()
+    want[want] = mpan.is_valid(text[want])
+    assert np.array_equal(kernel.valid_cores(text), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.int64, st.integers(0, 20), elements=st.integers(0, 10**7 - 1)))
+def test_digit_points_are_the_zero_padded_digits(values):
+    want = np.array([[ord(c) for c in f"{v:07d}"] for v in values], dtype=np.uint32).reshape(values.size, 7)
+    assert np.array_equal(me._digit_points(values, 7), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_delivered_hh_is_where_and_take(data):
+    n_m, n_d = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 3))
+    day_of_t = np.sort(data.draw(hnp.arrays(np.int64, st.integers(0, 8), elements=st.integers(0, n_d - 1))))
+    energy = data.draw(hnp.arrays(np.float64, (n_m, day_of_t.size)))
+    rows = data.draw(hnp.arrays(np.int64, st.integers(0, 6), elements=st.integers(0, n_m - 1)))
+    retrieved = data.draw(hnp.arrays(np.bool_, (rows.size, n_d)))
+    ns = data.draw(hnp.arrays(np.int64, (rows.size, n_d), elements=st.integers(0, 2**60)))
+    avail = np.where(retrieved, ns.astype("datetime64[ns]"), np.datetime64("NaT"))
+    delivered, avail_t = kernel.delivered_hh(energy, rows, retrieved, avail, day_of_t)
+    assert delivered.tobytes() == np.where(retrieved[:, day_of_t], energy[rows], np.nan).tobytes()
+    assert avail_t.dtype == avail.dtype and avail_t.tobytes() == np.take(avail, day_of_t, axis=1).tobytes()

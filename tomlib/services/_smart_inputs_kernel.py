@@ -20,7 +20,8 @@ import numpy as np
 
 from tomlib import _text
 
-__all__ = ["energy_flags", "int_keys", "slot_cumulative"]
+__all__ = ["delivered_hh", "digit_points", "energy_flags", "grouped_order", "int_keys", "slot_cumulative",
+           "valid_cores"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -169,3 +170,157 @@ def int_keys(text: np.ndarray, width: int | None = None) -> np.ndarray | None:
         if status == 2:
             return None
     return None
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _valid_cores(points, primes, out):  # pragma: no cover - compiled; covered through valid_cores
+    n, width = points.shape
+    for i in range(n):
+        ok = width >= 13
+        total = 0
+        for j in range(width):
+            p = points[i, j]
+            if j < 13:
+                d = np.int64(p) - 48
+                if d < 0 or d > 9:
+                    ok = False
+                    break
+                if j < 12:
+                    total += d * primes[j]
+            elif p != 0:  # past 13 characters only numpy's padding
+                ok = False
+                break
+        if ok:
+            ok = total % 11 % 10 == np.int64(points[i, 12]) - 48
+        out[i] = ok
+
+
+def valid_cores(text: np.ndarray) -> np.ndarray:
+    """Whether each value is exactly 13 ASCII digits with a correct check digit: in one compiled pass,
+    what ``fullmatch(r"\\d{13}")`` and then :func:`tomlib.mpan.is_valid` give.
+
+    Parameters
+    ----------
+    text : ndarray of numpy text (``<U``)
+        Candidate MPAN cores.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    from tomlib.mpan import PRIMES
+
+    out = np.zeros(text.size, dtype=np.bool_)
+    width = text.dtype.itemsize // 4
+    if text.size and width:
+        points = np.ascontiguousarray(text).view(np.uint32).reshape(text.size, width)
+        _valid_cores(points, np.ascontiguousarray(PRIMES, dtype=np.int64), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _digit_points(values, width, out):  # pragma: no cover - compiled; covered through digit_points
+    for i in range(values.size):
+        v = values[i]
+        for j in range(width - 1, -1, -1):
+            out[i, j] = 48 + v % 10
+            v //= 10
+
+
+def digit_points(values: np.ndarray, width: int) -> np.ndarray:
+    """Code points of the decimal digits of integers in ``[0, 10**width)``, zero-padded on the left.
+
+    Parameters
+    ----------
+    values : ndarray of int
+    width : int
+        Digits [-].
+
+    Returns
+    -------
+    ndarray of uint32, shape (values.size, width)
+        ``ord("0") + (values[:, None] // 10 ** (width - 1 - j)) % 10``.
+    """
+    values = np.ascontiguousarray(values, dtype=np.int64).reshape(-1)
+    if values.size and (int(values.min()) < 0 or int(values.max()) >= 10**width):
+        raise ValueError(f"digit_points: values must be within [0, 10**{width})")
+    out = np.empty((values.size, width), dtype=np.uint32)
+    _digit_points(values, width, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _delivered(energy, rows, retrieved, avail, day_of_t, missing, delivered, avail_t):  # pragma: no cover
+    n_t = day_of_t.size
+    for i in range(rows.size):
+        r = rows[i]
+        for j in range(n_t):
+            d = day_of_t[j]
+            delivered[i, j] = energy[r, j] if retrieved[i, d] else missing
+            avail_t[i, j] = avail[i, d]
+
+
+def delivered_hh(energy: np.ndarray, rows: np.ndarray, retrieved: np.ndarray, avail: np.ndarray,
+                 day_of_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HH values as retrieved and when they arrived, per (MPAN, period), in one pass.
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (n_mpan, n_t)
+        True energy [kWh per period].
+    rows : ndarray of int
+        Row of ``energy`` of each retrieved MPAN.
+    retrieved : ndarray of bool, shape (rows.size, n_days)
+        Whether the MPAN-day was retrieved.
+    avail : ndarray of datetime64[ns], shape (rows.size, n_days)
+        When the MPAN-day arrived [UTC] (NaT where not retrieved).
+    day_of_t : ndarray of int
+        Day of each period.
+
+    Returns
+    -------
+    delivered : ndarray of float64, shape (rows.size, n_t)
+        ``np.where(retrieved[:, day_of_t], energy[rows], np.nan)`` [kWh].
+    avail_t : ndarray of datetime64[ns], shape (rows.size, n_t)
+        ``np.take(avail, day_of_t, axis=1)``.
+    """
+    n_t = day_of_t.size
+    delivered = np.empty((rows.size, n_t), dtype=np.float64)
+    avail_t = np.empty((rows.size, n_t), dtype="datetime64[ns]")
+    if rows.size and n_t:
+        _delivered(np.ascontiguousarray(energy, dtype=np.float64), np.ascontiguousarray(rows, dtype=np.int64),
+                   np.ascontiguousarray(retrieved, dtype=np.bool_),
+                   np.ascontiguousarray(avail, dtype="datetime64[ns]").view(np.int64),
+                   np.ascontiguousarray(day_of_t, dtype=np.int64), np.float64(np.nan), delivered,
+                   avail_t.view(np.int64))
+    return delivered, avail_t
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _grouped_order(codes, start, out):  # pragma: no cover - compiled; covered through grouped_order
+    at = start.copy()
+    for i in range(codes.size):
+        c = codes[i]
+        out[at[c]] = i
+        at[c] += 1
+
+
+def grouped_order(codes: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """``np.argsort(codes, kind="stable")`` of codes in ``0..start.size - 1`` by counting: each code's
+    positions, in order, from ``start[code]`` on.
+
+    Parameters
+    ----------
+    codes : ndarray of int
+        Group of each row, within ``0..start.size - 1``.
+    start : ndarray of int
+        First position of each group: the exclusive running sum of the groups' sizes.
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    out = np.empty(codes.size, dtype=np.int64)
+    if codes.size:
+        _grouped_order(np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(start, dtype=np.int64), out)
+    return out

@@ -45,15 +45,16 @@ import pandas as pd
 from pandas.errors import InvalidIndexError
 
 from tomlib import calendar as cal
-from tomlib import mpan as mpan_mod
 from tomlib._text import label_text as _labels
 from tomlib._text import numpy_text as _unicode
 from tomlib._text import take_text as _take_text
+from tomlib.services import _smart_inputs_kernel as _kernel
 from tomlib.services._processing_keys import joint_codes, lookup
 from tomlib.services._smart_inputs_kernel import int_keys as _int_keys
 from tomlib.services.metering import (
     READ_COLUMNS,
     Metering,
+    _market_mpans,
     _read_frame,
     normalise_config,
     rng_stream,
@@ -416,7 +417,7 @@ def read_meters(
     if sel.size:
         out_mpan = out_mpan.copy()
         out_mpan[sel] = _mistype_mpans(
-            out_mpan.take(sel).to_numpy(dtype=str), market.meters["mpan"].to_numpy().astype(str)
+            out_mpan.take(sel).to_numpy(dtype=str), _market_mpans(market.meters)
         )
 
     # Register faults on actual reads without an event fault.
@@ -440,13 +441,14 @@ def read_meters(
     value[sel] = value[sel] + extra[sel] * 10.0 ** digits[sel]
     fault[sel] = _FAULT_LABELS.index("impossible_value")
 
+    type_names, type_code = np.unique(ev_type, return_inverse=True)  # the read types: few labels
     reads = _read_frame(
         out_mpan,
         out_meter,
         out_reg,
         read_at,
         value,
-        rtype,
+        _labels(type_names, type_code.reshape(-1)[event]),
         avail,
         shown,
         wraps,
@@ -467,8 +469,8 @@ def read_meters(
     ex_code = keys.mpan_codes(_unicode(ex["mpan"]))
     ex = ex[(ex_code >= 0) & is_read[np.maximum(ex_code, 0)]]
     reads = pd.concat([reads, ex], ignore_index=True) if len(ex) else reads
-    reads = _arrival_sorted(reads)
-    reads["out_of_order"] = _out_of_order(reads)
+    reads, text_keys = _arrival_sorted(reads)
+    reads["out_of_order"] = _out_of_order(reads, text_keys)
     attrs = {
         "n_mpans": int(n),
         "n_reads": len(reads),
@@ -478,22 +480,25 @@ def read_meters(
     return MeterReading(reads=reads, config=config, attrs=attrs)
 
 
-def _arrival_sorted(reads: pd.DataFrame) -> pd.DataFrame:
+def _arrival_sorted(reads: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray] | None]:
     """``reads`` sorted (stable) by available_at, mpan, meter_id, read_at, register_id, index reset:
-    one lexsort over integer keys of the text columns (they sort as the text does), else pandas."""
+    one lexsort over integer keys of the text columns (they sort as the text does), else pandas.
+    Also the integer keys of (mpan, meter_id, register_id) of the sorted rows (None when pandas
+    sorted), for :func:`_out_of_order` not to derive them again."""
     text = [_int_keys(_unicode(reads[c])) for c in ("mpan", "meter_id", "register_id")]
     if any(k is None for k in text):
         return reads.sort_values(
             ["available_at", "mpan", "meter_id", "read_at", "register_id"], kind="stable"
-        ).reset_index(drop=True)
+        ).reset_index(drop=True), None
     mp, mid, rid = text
     at = reads["read_at"].to_numpy(dtype="datetime64[ns]")
     avail = reads["available_at"].to_numpy(dtype="datetime64[ns]")
     if np.isnat(at).any() or np.isnat(avail).any():  # pandas puts NaT last; keep its order
         return reads.sort_values(
             ["available_at", "mpan", "meter_id", "read_at", "register_id"], kind="stable"
-        ).reset_index(drop=True)
-    return reads.iloc[np.lexsort((rid, at, mid, mp, avail))].reset_index(drop=True)
+        ).reset_index(drop=True), None
+    order = np.lexsort((rid, at, mid, mp, avail))
+    return reads.iloc[order].reset_index(drop=True), [k[order] for k in text]
 
 
 def _mistype_mpans(cores: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -553,11 +558,14 @@ def transpose_digits(values, digits, pick) -> tuple[np.ndarray, np.ndarray]:
     return np.where(done, new, v).astype(float), done
 
 
-def _out_of_order(reads: pd.DataFrame) -> np.ndarray:
-    """True where a read of the same (mpan, meter, register) with a later read_at arrived earlier."""
+def _out_of_order(reads: pd.DataFrame, text_keys: list[np.ndarray] | None = None) -> np.ndarray:
+    """True where a read of the same (mpan, meter, register) with a later read_at arrived earlier.
+
+    ``text_keys``: integer keys of the reads' mpan, meter_id and register_id when already derived
+    (:func:`_int_keys`)."""
     if not len(reads):
         return np.zeros(0, dtype=bool)
-    fast = _out_of_order_sorted(reads)
+    fast = _out_of_order_sorted(reads, text_keys)
     if fast is not None:
         return fast
     # (mpan, meter, register) as one integer per read: the groups of the text key, without the text
@@ -584,10 +592,10 @@ def _out_of_order(reads: pd.DataFrame) -> np.ndarray:
     return ~np.isnat(later) & (later < df["available_at"].to_numpy(dtype="datetime64[ns]"))
 
 
-def _out_of_order_sorted(reads: pd.DataFrame) -> np.ndarray | None:
+def _out_of_order_sorted(reads: pd.DataFrame, text_keys: list[np.ndarray] | None = None) -> np.ndarray | None:
     """:func:`_out_of_order` by one lexsort over integer keys of the text columns (None when the text
     cannot be keyed as integers or an instant is missing: then pandas groups)."""
-    text = [_int_keys(_unicode(reads[c])) for c in ("mpan", "meter_id", "register_id")]
+    text = text_keys or [_int_keys(_unicode(reads[c])) for c in ("mpan", "meter_id", "register_id")]
     at = reads["read_at"].to_numpy(dtype="datetime64[ns]")
     avail = reads["available_at"].to_numpy(dtype="datetime64[ns]")
     if any(k is None for k in text) or np.isnat(at).any() or np.isnat(avail).any():
@@ -678,13 +686,10 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
             sel = np.array([repr(float(v)) for v in sel], dtype=object)
         shown[new] = sel.astype(str)
 
-    if _text_column(reads["mpan"]):
-        well_formed = reads["mpan"].str.fullmatch(r"\d{13}").to_numpy(dtype=bool)[order]
-    else:
-        well_formed = pd.Series(mp, dtype="str").str.fullmatch(r"\d{13}").to_numpy(dtype=bool)
-    valid = np.zeros(n, dtype=bool)
-    if well_formed.any():
-        valid[well_formed] = np.asarray(mpan_mod.is_valid(mp[well_formed]), dtype=bool)
+    # 13 digits (fullmatch \d{13}) with a correct check digit (mpan.is_valid), in one compiled pass
+    valid = _kernel.valid_cores(mp)
+    if _text_column(reads["mpan"]):  # numpy text drops trailing NULs: the Arrow text is 13 characters too
+        valid &= (reads["mpan"].str.len().to_numpy() == 13)[order]
     flag(~valid, "invalid_mpan", "mpan", mp)
     meters = metering.meters
     known, m_pos, r_pos = _known(metering, mp, mid, rid)

@@ -306,6 +306,23 @@ def tpr_active(tprs, times) -> np.ndarray:
         ranges, half-hour index ``start_index <= k < end_index``.
     """
     t = pd.DatetimeIndex(pd.to_datetime(np.asarray(times).ravel()))
+    # blocks of one settlement day ask for the same TPRs and periods: computed once per process
+    key = (tuple(str(x) for x in tprs), t.asi8.tobytes())
+    held = _TPR_ACTIVE.get(key)
+    if held is None:
+        held = _tpr_active(tprs, t)
+        if len(_TPR_ACTIVE) >= 16:
+            _TPR_ACTIVE.clear()
+        _TPR_ACTIVE[key] = held
+    return held.copy()
+
+
+#: tpr_active's results by (TPRs, period starts); the reference tables are read once per process too.
+_TPR_ACTIVE: dict[tuple, np.ndarray] = {}
+
+
+def _tpr_active(tprs, t: pd.DatetimeIndex) -> np.ndarray:
+    """:func:`tpr_active` of period starts ``t`` (computed)."""
     regimes = _regimes(DATA_DIR / "ssc_tpr_regimes.csv")
     intervals = _interval_table(DATA_DIR / "ssc_tpr_clock_intervals.csv")
     clocks = {}
@@ -678,9 +695,12 @@ class _MeterKeys:
         self.meter_mpan = meter_mpan
         self.reg_mpan = reg_mpan
         self.reg_meter = reg_meter
-        self.reg_order = np.argsort(reg_mpan, kind="stable")
         self.reg_count = np.bincount(reg_mpan, minlength=mpans.size).astype(np.int64)
         self.reg_start = np.cumsum(self.reg_count) - self.reg_count
+        if self.reg_count.size == mpans.size:  # every code an MPAN's: grouped by counting, not sorting
+            self.reg_order = _kernel.grouped_order(reg_mpan, self.reg_start)
+        else:
+            self.reg_order = np.argsort(reg_mpan, kind="stable")
 
     def text_codes(self, metering: Metering, column: str, text: np.ndarray) -> np.ndarray | None:
         """Code of each value (text) of key column ``column`` ("mpan", "meter_id", "register_id")
@@ -815,8 +835,7 @@ def _meter_ids(rng: np.random.Generator, smart: np.ndarray) -> np.ndarray:
 
 def _digit_points(values: np.ndarray, width: int) -> np.ndarray:
     """Code points of the decimal digits of non-negative integers below 10**width, zero-padded."""
-    places = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return ((values.astype(np.int64)[:, None] // places) % 10 + ord("0")).astype(np.uint32)
+    return _kernel.digit_points(values, width)
 
 
 def _meter_ids_text(u, l1, l2, smart) -> np.ndarray:
@@ -1000,17 +1019,18 @@ def build_metering(
     reg_mpan_pos = m_pos[reg_meter]
     reg_slot = slot_start[reg_mpan_pos] + reg_k
     reg_table_pos = ssc_code[reg_mpan_pos] * width + reg_k  # position in tpr_table.ravel()
-    reg_tpr = tpr_table.ravel()[reg_table_pos].astype(str)
     n_slots = int(n_reg.sum())
     slot_mpan_pos = np.repeat(np.arange(n), n_reg)
-    slot_tpr = np.empty(n_slots, dtype=reg_tpr.dtype)  # every slot has a register of the first meter
-    slot_tpr[reg_slot] = reg_tpr
     slot_single = n_reg[slot_mpan_pos] == 1
 
-    # True register energy: the MPAN's energy in the half hours its TPR is active.
-    tprs = np.unique(slot_tpr)
+    # True register energy: the MPAN's energy in the half hours its TPR is active. Every TPR of an SSC
+    # in use has slots, so the slots' distinct TPRs are the table's; TPRs as codes (rows of active)
+    # gathered through the table rather than sorting and searching each slot's text.
+    tprs = np.unique(tpr_table[tpr_table != ""])
     active = tpr_active(tprs, times)
-    tpr_code = np.searchsorted(tprs, slot_tpr)
+    slot_table_pos = np.empty(n_slots, dtype=np.int64)  # every slot has a register of the first meter
+    slot_table_pos[reg_slot] = reg_table_pos
+    tpr_code = np.searchsorted(tprs, tpr_table.ravel())[slot_table_pos]
     for s, t_list in ssc_tprs.items():
         if len(t_list) > 1:
             cover = active[np.searchsorted(tprs, t_list)].sum(axis=0)
@@ -1116,9 +1136,12 @@ def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_
     n = mpans.size
     int_mpans = _int_keys(mpans)
     sort_key = mpans if int_mpans is None else int_mpans  # integer keys sort and compare as the text
-    rank = np.argsort(sort_key, kind="stable")
+    rank = np.argsort(sort_key)  # without ties any sort is the stable one
     ranked = sort_key[rank]
     distinct = np.r_[True, ranked[1:] != ranked[:-1]] if n else np.zeros(0, dtype=bool)
+    if not distinct.all():
+        rank = np.argsort(sort_key, kind="stable")
+        ranked = sort_key[rank]
     code_of_pos = np.empty(n, dtype=np.int64)
     code_of_pos[rank] = np.cumsum(distinct) - 1
     keys = _MeterKeys(
@@ -1160,7 +1183,7 @@ def _exchange_reads(m: Metering, seed: int, n_old: int, rows: np.ndarray, at: np
     shown, wraps = m.displayed(rows, true)
     lo, hi = m.config.exchange_read_delay_hours
     delay = (_rng(seed, "exchange_delay").uniform(lo, hi, rows.size) * 3600e9).astype("timedelta64[ns]")
-    read_type = np.where(np.arange(rows.size) < n_old, "removal", "installation")
+    read_type = _labels(["installation", "removal"], (np.arange(rows.size) < n_old).astype(np.intp))
     out = _read_frame(
         _take_text(reg, "mpan", rows),
         _take_text(reg, "meter_id", rows),

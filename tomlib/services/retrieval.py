@@ -47,6 +47,7 @@ from tomlib import calendar as cal
 from tomlib._text import arrow_text as _str_array
 from tomlib._text import label_text as _labels
 from tomlib._text import take_text as _take_text
+from tomlib.services import _smart_inputs_kernel as _kernel
 from tomlib.services.metering import (
     Metering,
     _market_mpans,
@@ -260,7 +261,9 @@ def retrieve(
     day_of_t = days.get_indexer(dates)
     day_start = np.searchsorted(day_of_t, np.arange(n_d))
     day_len = np.diff(np.append(day_start, len(times)))
-    energy_true = _energy_of(market, metering, keys, codes, mpans) if n else np.zeros((0, len(times)))
+    # true energy of MPAN i is source[source_rows[i]]
+    source, source_rows = _energy_rows(market, keys, codes, mpans) if n else (
+        np.zeros((0, len(times))), np.zeros(0, dtype=np.int64))
 
     # Attempts: R + 1 per day; attempt day a = d + 1 + k (UTC days after the first settlement day).
     r = int(config.retry_days)
@@ -307,13 +310,17 @@ def retrieve(
     avail = np.where(retrieved, avail, np.datetime64("NaT"))
 
     # Delivered HH values and injected faults.
-    delivered = np.where(retrieved[:, day_of_t], energy_true, np.nan)
-    avail_t = np.take(avail, day_of_t, axis=1)  # row-major, as the Dataset keeps it (no reordering copy)
+    if source.dtype == np.float64:  # gathered, masked and spread over the periods in one pass
+        delivered, avail_t = _kernel.delivered_hh(source, source_rows, retrieved, avail, day_of_t)
+    else:
+        delivered = np.where(retrieved[:, day_of_t], source[source_rows], np.nan)
+        avail_t = np.take(avail, day_of_t, axis=1)  # row-major, as the Dataset keeps it (no reordering copy)
     faults, duplicates = _inject_faults(
         _rng(seed, "faults"),
         config,
         delivered,
-        energy_true,
+        source,
+        source_rows,
         avail,
         retrieved,
         day_start,
@@ -379,8 +386,9 @@ def retrieve(
     )
 
 
-def _inject_faults(rng, config, delivered, energy_true, avail, retrieved, day_start, day_len, mpans, times):
-    """Apply at most one fault per retrieved MPAN-day in place; return the faults and duplicates tables."""
+def _inject_faults(rng, config, delivered, source, source_rows, avail, retrieved, day_start, day_len, mpans, times):
+    """Apply at most one fault per retrieved MPAN-day in place; return the faults and duplicates tables.
+    The true energy of MPAN ``i`` is ``source[source_rows[i]]`` [kWh per period]."""
     n, n_d = retrieved.shape
     u = rng.random((n, n_d))
     c1 = config.negative_spike_rate
@@ -412,7 +420,8 @@ def _inject_faults(rng, config, delivered, energy_true, avail, retrieved, day_st
         j = day_start[d] + start_j[m, d]
         delivered[m, j] = -mag[m, d]
         frames.append(
-            _fault_frame(mpans[m], t_ns[j], "negative_spike", energy_true[m, j], delivered[m, j], avail[m, d])
+            _fault_frame(mpans[m], t_ns[j], "negative_spike", source[source_rows[m], j], delivered[m, j],
+                         avail[m, d])
         )
     # Zero runs: periods start..start+len-1, cut at the end of the day.
     m, d = np.nonzero(kind == 2)
@@ -425,19 +434,20 @@ def _inject_faults(rng, config, delivered, energy_true, avail, retrieved, day_st
         delivered[mm, j] = 0.0
         frames.append(
             _fault_frame(
-                mpans[mm], t_ns[j], "zero_run", energy_true[mm, j], delivered[mm, j], avail[mm, d[rep]]
+                mpans[mm], t_ns[j], "zero_run", source[source_rows[mm], j], delivered[mm, j], avail[mm, d[rep]]
             )
         )
     # Duplicates with another value, arriving later.
     m, d = np.nonzero(kind == 3)
     if m.size:
         j = day_start[d] + start_j[m, d]
-        value = energy_true[m, j] * factor[m, d]
+        true_energy = source[source_rows[m], j]
+        value = true_energy * factor[m, d]
         at = avail[m, d] + np.round(dup_delay[m, d] * 3600).astype(np.int64) * np.timedelta64(10**9, "ns")
         dup = pd.DataFrame(
             {"mpan": pd.array(mpans[m], dtype="str"), "time": t_ns[j], "energy": value, "available_at": at}
         )
-        frames.append(_fault_frame(mpans[m], t_ns[j], "duplicate_conflict", energy_true[m, j], value, at))
+        frames.append(_fault_frame(mpans[m], t_ns[j], "duplicate_conflict", true_energy, value, at))
     if frames:
         faults = pd.concat(frames, ignore_index=True)
     else:
@@ -468,9 +478,10 @@ def _fault_frame(mpan, time, fault, true_energy, delivered_energy, available_at)
     )
 
 
-def _energy_of(market, metering: Metering, keys, codes, mpans) -> np.ndarray:
-    """True energy of the MPANs [kWh per period]: ``market.meters["energy"].sel(mpan=mpans)``, by
-    position when the metering was built on this market's MPAN axis (checked), else by label."""
+def _energy_rows(market, keys, codes, mpans) -> tuple[np.ndarray, np.ndarray]:
+    """True energy of the MPANs [kWh per period], ``market.meters["energy"].sel(mpan=mpans)``, as an
+    array and the row of each MPAN in it: the market's own array and positions when the metering was
+    built on this market's MPAN axis (checked), else the selection by label and its rows."""
     energy = market.meters["energy"]
     rows = keys.market_rows
     axis = _market_mpans(market.meters)
@@ -478,8 +489,8 @@ def _energy_of(market, metering: Metering, keys, codes, mpans) -> np.ndarray:
             and market.meters.indexes["mpan"].is_unique:
         pos = rows[codes]
         if (axis[pos] == mpans).all():
-            return energy.to_numpy()[pos]
-    return energy.sel(mpan=mpans).to_numpy()
+            return energy.to_numpy(), pos
+    return energy.sel(mpan=mpans).to_numpy(), np.arange(mpans.size)
 
 
 def _register_reads(metering: Metering, keys, codes, days, retrieved, avail) -> pd.DataFrame:
