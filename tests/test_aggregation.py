@@ -304,3 +304,35 @@ def test_compiled_group_sums_equal_a_naive_groupby(case):
     np.testing.assert_array_equal(np.sort(missing), np.flatnonzero(quality.ravel() == Q["MISSING"]))
     m, tt = np.divmod(missing, n_t)
     np.testing.assert_array_equal(missing_bin, (group[event[m, tt]] * 3 + 2) * n_t + tt)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_cells(), data=st.data())
+def test_compiled_cell_sums_equal_the_numpy_masks_and_bincounts(case, data):
+    """The one pass behind settlement.cell_sums = the masks, gather and bincounts it replaced."""
+    from tomlib.services._aggregation_kernel import valued_cell_sums
+
+    energy, quality, event, group, n_codes, _ = case
+    energy = energy.astype(float)
+    energised = (event >= 0) & data.draw(st.sampled_from([True, False])) | (event >= 0) & (event % 2 == 0)
+    codes = np.where(event >= 0, group[event], -1)
+    energy_by, cells_by, energised_energy = valued_cell_sums(energy, quality, energised, codes, n_codes,
+                                                             Q["MISSING"])
+    n_t = quality.shape[1]
+    valued = energised & (quality != Q["MISSING"])
+    cell_bin = (codes.astype(np.int64) * n_t + np.arange(n_t))[valued]
+    size = n_codes * n_t
+    np.testing.assert_array_equal(  # the same additions in the same order: equal to the bit
+        energy_by, np.bincount(cell_bin, weights=energy[valued], minlength=size).reshape(n_codes, n_t))
+    np.testing.assert_array_equal(cells_by, np.bincount(cell_bin, minlength=size).reshape(n_codes, n_t))
+    assert energised_energy == pytest.approx(np.where(energised & np.isfinite(energy), energy, 0.0).sum(),
+                                             rel=1e-12, abs=1e-12)
+
+
+def test_a_valued_cell_without_a_code_is_refused():
+    from tomlib.services._aggregation_kernel import valued_cell_sums
+
+    ones = np.ones((2, 3))
+    codes = np.array([[0, 0, 0], [0, -1, 0]])
+    with pytest.raises(ValueError, match=r"row 1, period 1\) has no code"):
+        valued_cell_sums(ones, np.full((2, 3), Q["A"], np.uint8), ones > 0, codes, 1, Q["MISSING"])

@@ -55,6 +55,7 @@ from tomlib import calendar, cube, reference
 from tomlib import registration as reg
 from tomlib.mpan import positions
 from tomlib.services import aggregation, volume_allocation
+from tomlib.services._aggregation_kernel import valued_cell_sums
 
 __all__ = [
     "SEGMENT_SERVICES",
@@ -555,26 +556,21 @@ def cell_sums(agg: xr.Dataset, settled: xr.Dataset, force, market) -> dict[str, 
     They are sums, so the totals of blocks of MPANs add up to those of all of them, and
     :func:`run_checks` gives the same checks from either.
     """
-    active = force.energised
     e = np.asarray(settled["energy"].values)
     comp = np.asarray(agg["component"].values)
     # losses recomputed from the cells, independently of aggregation's keys (defaults excluded):
     # sum of E x (LLF - 1) over valued cells = sum over (LLFC, period) of (LLF - 1) x their energy;
     # an LLF that is not finite where a cell is valued makes the sum NaN, as per cell it would
     codes, cats = force.codes("llfc")
-    n_t = e.shape[1] if e.ndim == 2 else 0
     llf = market.line_loss_factors.reindex(llfc=cats).sel(time=settled["time"].values).values
-    valued = active & (np.asarray(settled["quality"].values) != cube.MISSING)
-    cell_bin = (codes.astype(np.int64) * n_t + np.arange(n_t))[valued]
-    size = len(cats) * n_t
-    energy_by = np.bincount(cell_bin, weights=e[valued], minlength=size).reshape(len(cats), n_t)
-    cells_by = np.bincount(cell_bin, minlength=size).reshape(len(cats), n_t)
-    cell_loss = np.where(cells_by > 0, energy_by * (llf - 1.0), 0.0) if size else np.zeros(0)
+    energy_by, cells_by, energised_energy = valued_cell_sums(e, np.asarray(settled["quality"].values),
+                                                             force.energised, codes, len(cats), cube.MISSING)
+    cell_loss = np.where(cells_by > 0, energy_by * (llf - 1.0), 0.0) if energy_by.size else np.zeros(0)
     loss_rows = comp == "losses"
     return {
         "aggregated consumption": float(agg["energy"].values[comp == "consumption"].sum()),
         "aggregated consumption defaults": float(agg["default_energy"].values[comp == "consumption"].sum()),
-        "settled energy of energised MPANs": float(np.where(active & np.isfinite(e), e, 0.0).sum()),
+        "settled energy of energised MPANs": energised_energy,
         "aggregated losses": float(agg["energy"].values[loss_rows].sum()),
         "aggregated losses defaults": float(agg["default_energy"].values[loss_rows].sum()),
         "losses recomputed cell by cell": float(cell_loss.sum()),
