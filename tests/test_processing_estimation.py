@@ -327,3 +327,21 @@ def test_label_energy_sums_of_a_block_sized_array():
     quality = np.asfortranarray(rng.choice(np.array([1, 2], dtype=np.uint8), energy.shape, p=[0.97, 0.03]))
     _, sums = label_energy_sums(energy, quality, [1, 2, 3])
     assert [_bits(s) for s in sums] == [_bits(np.sum(np.where(quality == c, energy, 0.0))) for c in (1, 2, 3)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 50), st.integers(1, 300), st.booleans(), st.integers(0, 2**32 - 1))
+def test_masked_row_sums_are_numpys_row_sums_bit_for_bit(n, t, finite, seed):
+    from tomlib.services._processing_kernel import masked_row_sums
+
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(0, 2, (n, t)) * rng.choice([1.0, -1.0, 0.0, -0.0], (n, t))
+    valid = rng.random((n, t)) < 0.8
+    if finite:  # non-finite values summed as np.nan_to_num makes them
+        values[rng.random((n, t)) < 0.05] = rng.choice([np.nan, np.inf, -np.inf])
+        with np.errstate(over="ignore"):  # +-max added to a value: +-inf, as the service's sum gives
+            ref = np.nan_to_num(np.where(valid, values, 0.0)).sum(axis=1)
+    else:  # (NaN only where not valid: a sum holding NaN is NaN, whichever NaN's bits)
+        values[~valid & (rng.random((n, t)) < 0.5)] = np.nan
+        ref = np.where(valid, values, 0.0).sum(axis=1)
+    assert np.array_equal(_bits(masked_row_sums(values, valid, finite=finite)), _bits(ref))

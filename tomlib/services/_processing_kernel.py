@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["label_energy_sums", "masked_group_sums", "word_lookup"]
+__all__ = ["label_energy_sums", "masked_group_sums", "masked_row_sums", "word_lookup"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -103,48 +103,152 @@ def word_lookup(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def _pairwise_plan(n):  # pragma: no cover - compiled; covered through the sums below
+    # numpy's pairwise summation of n values (``DOUBLE_pairwise_sum``: runs of <= 128 values are leaves,
+    # longer runs are halved at a multiple of 8 and the halves' sums added) as its leaves, left to
+    # right (start, length), and a postfix program over them: k >= 0 pushes leaf k's sum, -1 pops
+    # two sums and pushes left + right. Built with an explicit stack: numba's cache cannot hold a
+    # recursive function (numba issue 6061)
+    cap = 2 * (n // 64 + 2)
+    leaf_lo = np.empty(cap, dtype=np.int64)
+    leaf_n = np.empty(cap, dtype=np.int64)
+    ops = np.empty(2 * cap, dtype=np.int64)
+    task_lo = np.empty(256, dtype=np.int64)
+    task_n = np.empty(256, dtype=np.int64)  # -1: the add of two finished halves
+    task_lo[0], task_n[0] = 0, n
+    top, n_leaf, n_op = 1, 0, 0
+    while top:
+        top -= 1
+        lo, m = task_lo[top], task_n[top]
+        if m < 0:
+            ops[n_op] = -1
+            n_op += 1
+        elif m <= 128:
+            leaf_lo[n_leaf], leaf_n[n_leaf] = lo, m
+            ops[n_op] = n_leaf
+            n_leaf += 1
+            n_op += 1
+        else:
+            m2 = m // 2
+            m2 -= m2 % 8
+            task_lo[top], task_n[top] = 0, -1  # after both halves
+            task_lo[top + 1], task_n[top + 1] = lo + m2, m - m2  # then the right half
+            task_lo[top + 2], task_n[top + 2] = lo, m2  # first the left half
+            top += 3
+    return leaf_lo[:n_leaf], leaf_n[:n_leaf], ops[:n_op]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _run_plan(ops, leaf_sums, out):  # pragma: no cover - compiled; covered through the sums below
+    # evaluate a _pairwise_plan program over the leaves' sums (n_leaf, k): out (k,) = the whole sum
+    k = leaf_sums.shape[1]
+    stack = np.empty((128, k))
+    top = 0
+    for op in ops:
+        if op >= 0:
+            for j in range(k):
+                stack[top, j] = leaf_sums[op, j]
+            top += 1
+        else:
+            top -= 1
+            for j in range(k):
+                stack[top - 1, j] = stack[top - 1, j] + stack[top, j]
+    for j in range(k):
+        out[j] = stack[0, j]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _leaf(a, lo, n):  # pragma: no cover - compiled; covered through the sums below
+    # a leaf of numpy's pairwise sum: fewer than 8 values added in turn from -0.0, else eight
+    # interleaved partial sums, combined in pairs, then the values left over
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    end = lo + n - n % 8
+    for i in range(lo + 8, end, 8):
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(end, lo + n):
+        res += a[i]
+    return res
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _pairwise(a, lo, n):  # pragma: no cover - compiled; covered through the sums below
+    # numpy's pairwise sum of a[lo:lo + n]
+    if n <= 128:
+        return _leaf(a, lo, n)
+    leaf_lo, leaf_n, ops = _pairwise_plan(n)
+    sums = np.empty((leaf_lo.size, 1))
+    for k in range(leaf_lo.size):
+        sums[k, 0] = _leaf(a, lo + leaf_lo[k], leaf_n[k])
+    out = np.empty(1)
+    _run_plan(ops, sums, out)
+    return out[0]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def _cell(energy, quality, code, i):  # pragma: no cover - compiled; covered through label_energy_sums
     v = energy[i]
     return (0.0 if np.isnan(v) else v) if quality[i] == code else 0.0
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _code_pairwise(energy, quality, code, lo, n):  # pragma: no cover - compiled
-    # numpy's pairwise summation (``DOUBLE_pairwise_sum``: runs of < 8 added in turn, runs of <= 128 in
-    # eight interleaved partial sums, longer runs halved at a multiple of 8) of the array
-    # where(quality == code, energy (NaN -> 0), 0.0), without making it: every cell is added, 0.0 for
-    # another code's, as numpy adds the zeros of its masked copy
+def _code_leaf(energy, quality, code, lo, n):  # pragma: no cover - compiled
+    # _leaf of the cells where(quality == code, energy (NaN -> 0), 0.0), without making them
     if n < 8:
-        res = 0.0
+        res = -0.0
         for i in range(lo, lo + n):
             res += _cell(energy, quality, code, i)
         return res
-    if n <= 128:
-        r0 = _cell(energy, quality, code, lo)
-        r1 = _cell(energy, quality, code, lo + 1)
-        r2 = _cell(energy, quality, code, lo + 2)
-        r3 = _cell(energy, quality, code, lo + 3)
-        r4 = _cell(energy, quality, code, lo + 4)
-        r5 = _cell(energy, quality, code, lo + 5)
-        r6 = _cell(energy, quality, code, lo + 6)
-        r7 = _cell(energy, quality, code, lo + 7)
-        end = lo + n - n % 8
-        for i in range(lo + 8, end, 8):
-            r0 += _cell(energy, quality, code, i)
-            r1 += _cell(energy, quality, code, i + 1)
-            r2 += _cell(energy, quality, code, i + 2)
-            r3 += _cell(energy, quality, code, i + 3)
-            r4 += _cell(energy, quality, code, i + 4)
-            r5 += _cell(energy, quality, code, i + 5)
-            r6 += _cell(energy, quality, code, i + 6)
-            r7 += _cell(energy, quality, code, i + 7)
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        for i in range(end, lo + n):
-            res += _cell(energy, quality, code, i)
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _code_pairwise(energy, quality, code, lo, n2) + _code_pairwise(energy, quality, code, lo + n2, n - n2)
+    r0 = _cell(energy, quality, code, lo)
+    r1 = _cell(energy, quality, code, lo + 1)
+    r2 = _cell(energy, quality, code, lo + 2)
+    r3 = _cell(energy, quality, code, lo + 3)
+    r4 = _cell(energy, quality, code, lo + 4)
+    r5 = _cell(energy, quality, code, lo + 5)
+    r6 = _cell(energy, quality, code, lo + 6)
+    r7 = _cell(energy, quality, code, lo + 7)
+    end = lo + n - n % 8
+    for i in range(lo + 8, end, 8):
+        r0 += _cell(energy, quality, code, i)
+        r1 += _cell(energy, quality, code, i + 1)
+        r2 += _cell(energy, quality, code, i + 2)
+        r3 += _cell(energy, quality, code, i + 3)
+        r4 += _cell(energy, quality, code, i + 4)
+        r5 += _cell(energy, quality, code, i + 5)
+        r6 += _cell(energy, quality, code, i + 6)
+        r7 += _cell(energy, quality, code, i + 7)
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(end, lo + n):
+        res += _cell(energy, quality, code, i)
+    return res
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _code_sums(energy, quality, codes, out):  # pragma: no cover - compiled; covered through label_energy_sums
+    # numpy's pairwise sum of where(quality == code, energy (NaN -> 0), 0.0) per code, without the
+    # masked copy: every cell is added, 0.0 for another code's, as numpy adds the zeros of its copy
+    leaf_lo, leaf_n, ops = _pairwise_plan(energy.size)
+    sums = np.empty((leaf_lo.size, 1))
+    one = np.empty(1)
+    for c in range(codes.size):
+        code = np.uint8(codes[c])
+        for k in range(leaf_lo.size):
+            sums[k, 0] = _code_leaf(energy, quality, code, leaf_lo[k], leaf_n[k])
+        _run_plan(ops, sums, one)
+        out[c] = one[0]
 
 
 def label_energy_sums(energy: np.ndarray, quality: np.ndarray, codes) -> tuple[np.ndarray, np.ndarray]:
@@ -177,83 +281,54 @@ def label_energy_sums(energy: np.ndarray, quality: np.ndarray, codes) -> tuple[n
         raise ValueError("label_energy_sums: energy and quality must have the same shape")
     codes = np.asarray(codes, dtype=np.int64)
     counts = np.bincount(q, minlength=256).astype(np.int64)
+    present = codes[counts[codes] > 0]  # a code without cells sums to 0.0
+    got = np.zeros(present.size)
+    if present.size:
+        _code_sums(e, q, present, got)
     out = np.zeros(codes.size)
-    for k, code in enumerate(codes):  # a handful of codes; a code without cells sums to 0.0
-        if counts[code]:
-            # numpy's sum starts from its identity, 0.0 (so -0.0 -> 0.0)
-            out[k] = 0.0 + _code_pairwise(e, q, np.uint8(code), 0, e.size)
+    out[counts[codes] > 0] = 0.0 + got  # numpy's sum starts from its identity, 0.0 (so -0.0 -> 0.0)
     return counts, out
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _add_row(values, ok, weights, row, acc, acc_w, first):  # pragma: no cover - compiled
-    # cell (row, j) of where(ok, values, 0.0) and of where(ok, weight of the row, 0.0): set (first) or added
-    w = weights[row]
-    for j in range(values.shape[1]):
-        good = ok[row, j]
-        x = values[row, j] if good else 0.0
-        y = w if good else 0.0
-        if first:
-            acc[j] = x
-            acc_w[j] = y
-        else:
-            acc[j] += x
-            acc_w[j] += y
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _rows_pairwise(values, ok, weights, order, lo, n, r, r_w, out, out_w):  # pragma: no cover - compiled
-    # numpy's pairwise summation down the rows order[lo:lo + n], every column at once (see _code_pairwise;
-    # runs of < 8 start from -0.0, as numpy's do)
-    n_t = values.shape[1]
-    if n < 8:
-        for j in range(n_t):
-            out[j] = -0.0
-            out_w[j] = -0.0
-        for i in range(lo, lo + n):
-            _add_row(values, ok, weights, order[i], out, out_w, False)
-    elif n <= 128:
-        for k in range(8):
-            _add_row(values, ok, weights, order[lo + k], r[k], r_w[k], True)
-        end = lo + n - n % 8
-        for i in range(lo + 8, end, 8):
-            for k in range(8):
-                _add_row(values, ok, weights, order[i + k], r[k], r_w[k], False)
-        for j in range(n_t):
-            out[j] = ((r[0, j] + r[1, j]) + (r[2, j] + r[3, j])) + ((r[4, j] + r[5, j]) + (r[6, j] + r[7, j]))
-            out_w[j] = ((r_w[0, j] + r_w[1, j]) + (r_w[2, j] + r_w[3, j])) + (
-                (r_w[4, j] + r_w[5, j]) + (r_w[6, j] + r_w[7, j]))
-        for i in range(end, lo + n):
-            _add_row(values, ok, weights, order[i], out, out_w, False)
-    else:
-        n2 = n // 2
-        n2 -= n2 % 8
-        first, first_w = np.empty(n_t), np.empty(n_t)
-        _rows_pairwise(values, ok, weights, order, lo, n2, r, r_w, first, first_w)
-        _rows_pairwise(values, ok, weights, order, lo + n2, n - n2, r, r_w, out, out_w)
-        for j in range(n_t):
-            out[j] = first[j] + out[j]
-            out_w[j] = first_w[j] + out_w[j]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _group_sums(values, ok, weights, order, starts, ends, total, total_w, count):  # pragma: no cover - compiled
     n_t = values.shape[1]
-    r, r_w = np.empty((8, n_t)), np.empty((8, n_t))
-    rest, rest_w = np.empty(n_t), np.empty(n_t)
+    col = np.empty(128)
+    col_w = np.empty(128)
     for g in range(starts.size):
         a, b = starts[g], ends[g]
-        # np.add.reduceat down a column-major array: the group's first cell, plus the pairwise sum of the rest
-        _add_row(values, ok, weights, order[a], total[g], total_w[g], True)
+        # np.add.reduceat down a column-major array: the group's first cell, plus the pairwise sum of
+        # the rest (rows order[a + 1:b]), leaf by leaf for every column
+        first = order[a]
+        w = weights[first]
+        for j in range(n_t):
+            good = ok[first, j]
+            total[g, j] = values[first, j] if good else 0.0
+            total_w[g, j] = w if good else 0.0
+            count[g, j] += good
         if b - a > 1:
-            _rows_pairwise(values, ok, weights, order, a + 1, b - a - 1, r, r_w, rest, rest_w)
+            leaf_lo, leaf_n, ops = _pairwise_plan(b - a - 1)
+            sums = np.empty((leaf_lo.size, n_t))
+            sums_w = np.empty((leaf_lo.size, n_t))
+            for k in range(leaf_lo.size):
+                lo = a + 1 + leaf_lo[k]
+                m = leaf_n[k]
+                for j in range(n_t):
+                    for i in range(m):
+                        row = order[lo + i]
+                        good = ok[row, j]
+                        col[i] = values[row, j] if good else 0.0
+                        col_w[i] = weights[row] if good else 0.0
+                        count[g, j] += good
+                    sums[k, j] = _leaf(col, 0, m)
+                    sums_w[k, j] = _leaf(col_w, 0, m)
+            rest = np.empty(n_t)
+            _run_plan(ops, sums, rest)
+            rest_w = np.empty(n_t)
+            _run_plan(ops, sums_w, rest_w)
             for j in range(n_t):
                 total[g, j] += rest[j]
                 total_w[g, j] += rest_w[j]
-        for i in range(a, b):
-            row = order[i]
-            for j in range(n_t):
-                count[g, j] += ok[row, j]
 
 
 def masked_group_sums(values: np.ndarray, ok: np.ndarray, weights: np.ndarray, order: np.ndarray,
@@ -294,3 +369,45 @@ def masked_group_sums(values: np.ndarray, ok: np.ndarray, weights: np.ndarray, o
     count = np.zeros((starts.size, n_t), dtype=np.int64)
     _group_sums(values, ok, weights, order, starts, ends, total, total_w, count)
     return total, total_w, count
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _masked_row_sums(values, valid, finite, out):  # pragma: no cover - compiled
+    n_t = values.shape[1]
+    big = np.finfo(np.float64).max
+    row = np.empty(n_t)
+    for i in range(values.shape[0]):
+        for j in range(n_t):
+            x = values[i, j] if valid[i, j] else 0.0
+            if finite:  # np.nan_to_num
+                if np.isnan(x):
+                    x = 0.0
+                elif x == np.inf:
+                    x = big
+                elif x == -np.inf:
+                    x = -big
+            row[j] = x
+        out[i] = 0.0 + _pairwise(row, 0, n_t)  # a row sum starts from numpy's identity, 0.0
+
+
+def masked_row_sums(values: np.ndarray, valid: np.ndarray, finite: bool = False) -> np.ndarray:
+    """Sum of each row's valid values, bit for bit ``np.where(valid, values, 0.0).sum(axis=1)`` (numpy's
+    pairwise sum of a C-ordered row), without the masked copy.
+
+    Parameters
+    ----------
+    values : ndarray of float64, shape (n_row, n_t)
+    valid : ndarray of bool, shape (n_row, n_t)
+    finite : bool
+        Sum ``np.nan_to_num`` of the masked values instead (NaN -> 0, +-inf -> +-largest float): what
+        summing ``np.nan_to_num(np.where(valid, values, 0.0))`` gives, also when every value is finite.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_row,)
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    valid = np.ascontiguousarray(np.broadcast_to(valid, values.shape), dtype=np.bool_)
+    out = np.empty(values.shape[0])
+    _masked_row_sums(values, valid, bool(finite), out)
+    return out

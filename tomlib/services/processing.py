@@ -94,7 +94,7 @@ from tomlib import cube, reference
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
-from tomlib.services._processing_kernel import label_energy_sums
+from tomlib.services._processing_kernel import label_energy_sums, masked_row_sums
 from tomlib.services._processing_keys import _codes, _fast_codes, joint_codes, key_codes, lookup, str_codes
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
@@ -858,11 +858,10 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
                   p_of, p_rows.size), _Q["E4"], p_rows)
 
     # 6. annual consumption maintained from actual data (before the AC-based steps use it)
-    hh_e = np.where(valid, hh, 0.0).sum(axis=1)
-    r_valid = np.where(valid, ratio, 0.0)
-    if not np.isfinite(r_valid).all():  # NaN -> 0 and +-inf -> +-max only where they are summed
-        r_valid = np.nan_to_num(r_valid)
-    hh_r = r_valid.sum(axis=1)
+    # row sums of the valid cells, as numpy summed where(valid, ., 0.0) by row, without the masked
+    # copies; the ratio's NaN -> 0 and +-inf -> +-max (np.nan_to_num) only where it is summed
+    hh_e = masked_row_sums(hh, valid)
+    hh_r = masked_row_sums(ratio, valid, finite=True)
     ok_span = (spans["status"].to_numpy(dtype=str) != "inconsistent") & np.isfinite(spans["rate"].to_numpy(float)) \
         & (spans["rate"].to_numpy(float) > 0)
     span_mpan = reg_mpan[spans["register"].to_numpy(dtype=np.int64)[ok_span]]
