@@ -444,3 +444,17 @@ def test_segment_cube_from_aligned_columns_equals_the_one_from_the_standing_tabl
     for v in ref.data_vars:
         assert got[v].dtype == ref[v].dtype
         assert np.array_equal(got[v].values, ref[v].values, equal_nan=got[v].dtype.kind == "f"), v
+
+
+def test_standing_text_is_what_the_pandas_columns_convert_back_to(tiny, tiny_days):
+    """smart_data keeps the numpy text columns it made the standing table of: the arrays (values and
+    widths) that converting the table's pandas columns back gives."""
+    data, _, _ = P.smart_data(tiny, tiny_days[-1] + pd.Timedelta(days=5), FAULTY)
+    text_columns = [c for c in data.standing.columns if pd.api.types.is_string_dtype(data.standing[c].dtype)]
+    assert sorted(data.standing_text) == sorted(text_columns)
+    for c, got in data.standing_text.items():
+        ref = P._numpy_text(data.standing[c])
+        assert got.dtype == ref.dtype and np.array_equal(got, ref), c
+    narrowed = P._narrowed(np.array(["ab", "", "abcé"], dtype="<U9"))
+    assert narrowed.dtype == np.dtype("<U4") and narrowed.tolist() == ["ab", "", "abcé"]
+    assert P._narrowed(np.array(["", ""], dtype="<U3")).dtype == np.dtype("<U1")

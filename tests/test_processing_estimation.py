@@ -345,3 +345,14 @@ def test_masked_row_sums_are_numpys_row_sums_bit_for_bit(n, t, finite, seed):
         values[~valid & (rng.random((n, t)) < 0.5)] = np.nan
         ref = np.where(valid, values, 0.0).sum(axis=1)
     assert np.array_equal(_bits(masked_row_sums(values, valid, finite=finite)), _bits(ref))
+
+
+def test_profile_class_ratio_rows_are_their_class_rows_and_the_callers_own():
+    times = cal.time_axis(pd.Timestamp("2026-03-28"), pd.Timestamp("2026-03-30"))
+    classes = pe.profile_class_ratio([1, 3, 8], times)
+    got = pe.profile_class_ratio([8, 1, 1, 3], times)
+    assert np.array_equal(got, classes[[2, 0, 0, 1]])
+    got[:] = 0.0  # the caller's array: the remembered rows are not changed
+    assert np.array_equal(pe.profile_class_ratio([8, 1, 1, 3], times), classes[[2, 0, 0, 1]])
+    one_day = pe.profile_class_ratio([1], times[:48])
+    assert np.array_equal(one_day, classes[:1, :48])

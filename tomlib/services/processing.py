@@ -294,6 +294,10 @@ class SmartData:
         (n_mpan,) or (n_mpan, n_time); default energised.
     active : ndarray of bool (n_register, n_time), optional
         :func:`register_activity` of ``registers`` (computed when not given).
+    standing_text : dict of str to ndarray, optional
+        Text columns of ``standing`` as numpy strings (as wide as their longest value), when their
+        maker has them (:func:`smart_data`): handed to :func:`tomlib.cube.meter_cube` instead of
+        converting the pandas columns back.
     """
 
     mpans: np.ndarray
@@ -306,6 +310,7 @@ class SmartData:
     registers: pd.DataFrame
     energised: np.ndarray | None = None
     active: np.ndarray | None = None
+    standing_text: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.mpans = np.asarray(self.mpans).astype(str)
@@ -467,11 +472,23 @@ def _numpy_text(column: pd.Series):
     return np.asarray(distinct, dtype=object).astype(np.str_)[codes]
 
 
-def _standing(meters: xr.Dataset, mpans: np.ndarray) -> pd.DataFrame:
-    """Standing columns of ``meters``, indexed by its MPANs ``mpans`` (numpy strings, fetched once)."""
+def _narrowed(values: np.ndarray) -> np.ndarray:
+    """Numpy strings as wide as their longest value (at least 1): what :func:`_numpy_text` makes of the
+    pandas column of them, without the round trip (the width is the last character position any
+    value uses)."""
+    points = values.view(np.uint32).reshape(values.size, -1)
+    used = np.flatnonzero(points.any(axis=0))
+    return values.astype(f"<U{max(int(used[-1]) + 1 if used.size else 0, 1)}")
+
+
+def _standing(meters: xr.Dataset, mpans: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    """Standing columns of ``meters``, indexed by its MPANs ``mpans`` (numpy strings, fetched once), and
+    its numpy string columns as :func:`_numpy_text` would give them back (``SmartData.standing_text``)."""
     cols = list(cube.STANDING_COORDS) + [c for c in ("linked_mpan", "solar_capacity", "profile_class")
                                          if c in meters.coords]
-    return pd.DataFrame({c: _column(meters[c].to_numpy()) for c in cols}, index=pd.Index(mpans, name="mpan"))
+    values = {c: meters[c].to_numpy() for c in cols}
+    text = {c: _narrowed(np.ascontiguousarray(v)) for c, v in values.items() if v.dtype.kind == "U" and v.size}
+    return pd.DataFrame({c: _column(v) for c, v in values.items()}, index=pd.Index(mpans, name="mpan")), text
 
 
 def _window_end(times: pd.DatetimeIndex, as_of, until) -> int:
@@ -566,8 +583,10 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
     rej = rej.assign(source=pd.array(np.full(len(rej), "read"), dtype="str"))
     later = int((screened.accepted["available_at"].to_numpy(dtype="datetime64[ns]") > t_as_of).sum()
                 + (screened.rejected["available_at"].to_numpy(dtype="datetime64[ns]") > t_as_of).sum())
-    data = SmartData(mpans=mpans, times=times, standing=_standing(ds, mpans), hh=hh, missing_reason=reason,
-                     duplicates=dups, reads=acc, registers=inp.registers, active=inp.active[:, :n_keep])
+    standing, text = _standing(ds, mpans)
+    data = SmartData(mpans=mpans, times=times, standing=standing, hh=hh, missing_reason=reason,
+                     duplicates=dups, reads=acc, registers=inp.registers, active=inp.active[:, :n_keep],
+                     standing_text=text)
     return data, rej, {"reads_not_yet_available": float(later)}
 
 
@@ -986,7 +1005,8 @@ def settle_segment(market, as_of, *, run: str, settlement_dates, config=None) ->
     # the standing table is indexed by data.mpans in their order (SmartData checks it): handed over as
     # columns aligned with the MPANs, text columns as numpy strings made per distinct value, so
     # meter_cube neither looks the MPANs up again nor converts text row by row
-    st = {c: _numpy_text(data.standing[c]) for c in data.standing.columns}
+    text = data.standing_text or {}
+    st = {c: text[c] if c in text else _numpy_text(data.standing[c]) for c in data.standing.columns}
     st["annual_consumption_maintained"] = out.annual_consumption
     meters = cube.meter_cube(np.array(out.energy[:, cols]), window[cols], data.mpans, st,
                              quality=np.array(out.quality[:, cols]),

@@ -26,6 +26,8 @@ from the validated actual HH data the processing service itself holds, and says 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -226,10 +228,23 @@ def profile_class_ratio(profile_class, times: pd.DatetimeIndex, region: str = "e
         ``GAD x 0.5 h / annual energy of the class`` for the season, day type (bank holiday ->
         Sunday, [INF]) and local clock half hour of each period.
     """
+    pc = np.asarray(profile_class, dtype=int)
+    times = pd.DatetimeIndex(times)
+    classes, of_row = np.unique(pc, return_inverse=True)
+    by_class = _class_ratio(tuple(int(c) for c in classes), times.as_unit("ns").asi8.tobytes(), region)
+    return by_class[of_row.reshape(-1)]  # a new array (the caller may write to it)
+
+
+@functools.lru_cache(maxsize=8)
+def _class_ratio(classes: tuple, time_key: bytes, region: str) -> np.ndarray:
+    """:func:`profile_class_ratio` of each of a few profile classes (rows), for the period starts held in
+    ``time_key`` (int64 ns): remembered, as every block of a day asks it again of the package's
+    fixed 1997 shapes (their copy and selection cost more than the block's use of them)."""
     from tomlib.market import annual_profile_kwh
 
     shapes = reference.profile_class_shapes()
-    pc = np.asarray(profile_class, dtype=int)
+    pc = np.asarray(classes, dtype=int)
+    times = pd.DatetimeIndex(np.frombuffer(time_key, dtype=np.int64).view("datetime64[ns]"))
     dates, _ = cal.from_utc(times)
     season = cal.profiling_seasons(dates.to_numpy())
     day_type = np.asarray(cal.day_types(dates.to_numpy(), region)).astype(object)
@@ -240,7 +255,9 @@ def profile_class_ratio(profile_class, times: pd.DatetimeIndex, region: str = "e
         settlement_period=xr.DataArray(sp, dims="time")).transpose("row", "time").to_numpy()
     years = np.unique(pd.DatetimeIndex(dates).year)
     annual = np.mean([annual_profile_kwh(shapes, int(y), region).reindex(pc).to_numpy() for y in years], axis=0)
-    return gad * 0.5 / annual[:, None]
+    out = gad * 0.5 / annual[:, None]
+    out.flags.writeable = False
+    return out
 
 
 def interim_load_shapes(energy, valid, category, times, annual_consumption, *, include=None, min_mpans: int = 5,
