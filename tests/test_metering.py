@@ -447,3 +447,49 @@ def test_delivered_hh_is_where_and_take(data):
     delivered, avail_t = kernel.delivered_hh(energy, rows, retrieved, avail, day_of_t)
     assert delivered.tobytes() == np.where(retrieved[:, day_of_t], energy[rows], np.nan).tobytes()
     assert avail_t.dtype == avail.dtype and avail_t.tobytes() == np.take(avail, day_of_t, axis=1).tobytes()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_in_service_is_the_numpy_join(data):
+    n_mpan, n_meter = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
+    reg_mpan = data.draw(hnp.arrays(np.int64, st.integers(0, 8), elements=st.integers(0, n_mpan - 1)))
+    m_of_reg = data.draw(hnp.arrays(np.int64, reg_mpan.size, elements=st.integers(-1, n_meter - 1)))
+    day = st.one_of(st.integers(0, 5), st.none())
+
+    def instants(n):
+        return np.array([np.datetime64("NaT", "ns") if d is None else np.datetime64("2026-01-01", "ns")
+                         + np.timedelta64(d, "D") for d in data.draw(st.lists(day, min_size=n, max_size=n))],
+                        dtype="datetime64[ns]")
+
+    installed, removed = instants(n_meter), instants(n_meter)
+    codes = data.draw(hnp.arrays(np.int64, st.integers(0, 6), elements=st.integers(-1, n_mpan - 1)))
+    at = instants(codes.size)
+    count = np.bincount(reg_mpan, minlength=n_mpan).astype(np.int64)
+    start = np.cumsum(count) - count
+    order = np.argsort(reg_mpan, kind="stable")
+    # the NumPy formulation of Metering._rows_in_service
+    nat = np.datetime64("NaT", "ns")
+    inst = np.where(m_of_reg >= 0, installed[m_of_reg], nat)
+    rem = np.where(m_of_reg >= 0, removed[m_of_reg], nat)
+    rem = np.where(np.isnat(rem), np.datetime64("2262-01-01", "ns"), rem)
+    n = np.where(codes >= 0, count[np.maximum(codes, 0)], 0)
+    e = np.repeat(np.arange(codes.size, dtype=np.int64), n)
+    r = order[start[codes[e]] + np.arange(e.size) - np.repeat(np.cumsum(n) - n, n)].astype(np.int64)
+    ok = (inst[r] <= at[e]) & (at[e] < rem[r])
+    got_e, got_r = kernel.in_service(codes, count, start, order, m_of_reg, installed, removed, at)
+    assert np.array_equal(got_e, e[ok]) and np.array_equal(got_r, r[ok])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_register_values_is_the_numpy_expression(data):
+    n_slot, n_b = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
+    c = data.draw(hnp.arrays(np.float64, (n_slot, n_b), elements=st.floats(-1e6, 1e6)))
+    n_reg = data.draw(st.integers(1, 6))
+    start = data.draw(hnp.arrays(np.float64, n_reg, elements=st.floats(0, 1e9)))
+    slot = data.draw(hnp.arrays(np.int64, n_reg, elements=st.integers(0, n_slot - 1)))
+    rows = data.draw(hnp.arrays(np.int64, st.integers(0, 8), elements=st.integers(0, n_reg - 1)))
+    b, b0 = (data.draw(hnp.arrays(np.int64, rows.size, elements=st.integers(0, n_b - 1))) for _ in range(2))
+    want = start[rows] + c[slot[rows], b] - c[slot[rows], b0]
+    assert kernel.register_values(start, slot, c, rows, b, b0).tobytes() == want.tobytes()

@@ -20,8 +20,8 @@ import numpy as np
 
 from tomlib import _text
 
-__all__ = ["delivered_hh", "digit_points", "energy_flags", "grouped_order", "int_keys", "slot_cumulative",
-           "valid_cores"]
+__all__ = ["delivered_hh", "digit_points", "energy_flags", "grouped_order", "in_service", "int_keys",
+           "register_values", "slot_cumulative", "valid_cores"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -324,3 +324,109 @@ def grouped_order(codes: np.ndarray, start: np.ndarray) -> np.ndarray:
     if codes.size:
         _grouped_order(np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(start, dtype=np.int64), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _register_values(start_value, slot, cumulative, rows, b, b0, out):  # pragma: no cover - compiled
+    for i in range(rows.size):
+        r = rows[i]
+        s = slot[r]
+        out[i] = (start_value[r] + cumulative[s, b[i]]) - cumulative[s, b0[i]]
+
+
+def register_values(start_value: np.ndarray, slot: np.ndarray, cumulative: np.ndarray, rows: np.ndarray,
+                    b: np.ndarray, b0: np.ndarray) -> np.ndarray:
+    """Unwrapped register values ``start_value[rows] + cumulative[slot[rows], b] - cumulative[slot[rows], b0]``
+    [kWh], in that order, in one pass.
+
+    Parameters
+    ----------
+    start_value : ndarray of float64
+        Each register's value at its start [kWh].
+    slot : ndarray of int
+        Each register's row of ``cumulative``.
+    cumulative : ndarray of float64, shape (n_slots, n_boundaries)
+        Energy accumulated since the window start [kWh].
+    rows : ndarray of int
+        Registers asked for.
+    b, b0 : ndarray of int, shape rows.shape
+        Boundary of the instant asked for and of the register's start.
+
+    Returns
+    -------
+    ndarray of float64
+    """
+    out = np.empty(rows.size, dtype=np.float64)
+    if rows.size:
+        _register_values(np.ascontiguousarray(start_value, dtype=np.float64), np.ascontiguousarray(slot, dtype=np.int64),
+                         np.ascontiguousarray(cumulative, dtype=np.float64), np.ascontiguousarray(rows, dtype=np.int64),
+                         np.ascontiguousarray(b, dtype=np.int64), np.ascontiguousarray(b0, dtype=np.int64), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _in_service(codes, reg_count, reg_start, reg_order, m_of_reg, installed, removed, at, nat, far, e_out,
+                r_out):  # pragma: no cover - compiled; covered through in_service
+    k = 0
+    for i in range(codes.size):
+        c = codes[i]
+        if c < 0:
+            continue
+        t = at[i]
+        for j in range(reg_count[c]):
+            r = reg_order[reg_start[c] + j]
+            m = m_of_reg[r]
+            if m < 0 or t == nat:
+                continue
+            a = installed[m]
+            if a == nat or a > t:  # NaT compares False: never in service
+                continue
+            z = removed[m]
+            if z == nat:
+                z = far
+            if t < z:
+                e_out[k] = i
+                r_out[k] = r
+                k += 1
+    return k
+
+
+def in_service(codes: np.ndarray, reg_count: np.ndarray, reg_start: np.ndarray, reg_order: np.ndarray,
+               m_of_reg: np.ndarray, installed: np.ndarray, removed: np.ndarray,
+               at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Registers in service at (MPAN, instant) events: every register of the event's MPAN whose meter
+    was installed at or before the instant and not removed by it, by event then register.
+
+    Parameters
+    ----------
+    codes : ndarray of int
+        MPAN code of each event (-1: none).
+    reg_count, reg_start : ndarray of int
+        Registers of each MPAN code and where they start in ``reg_order``.
+    reg_order : ndarray of int
+        Register rows grouped by MPAN code.
+    m_of_reg : ndarray of int
+        Meter row of each register (-1: none).
+    installed, removed : ndarray of datetime64[ns]
+        Each meter's installation and removal (NaT: not removed) [UTC].
+    at : ndarray of datetime64[ns]
+        Instant of each event [UTC].
+
+    Returns
+    -------
+    event, rows : ndarray of int64
+        Event and register row of each register in service.
+    """
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    total = int(reg_count[codes[codes >= 0]].sum()) if codes.size else 0
+    e_out = np.empty(total, dtype=np.int64)
+    r_out = np.empty(total, dtype=np.int64)
+    nat = np.datetime64("NaT", "ns").astype(np.int64)
+    far = np.datetime64("2262-01-01", "ns").astype(np.int64)
+    k = _in_service(codes, np.ascontiguousarray(reg_count, dtype=np.int64),
+                    np.ascontiguousarray(reg_start, dtype=np.int64), np.ascontiguousarray(reg_order, dtype=np.int64),
+                    np.ascontiguousarray(m_of_reg, dtype=np.int64),
+                    np.ascontiguousarray(installed, dtype="datetime64[ns]").view(np.int64),
+                    np.ascontiguousarray(removed, dtype="datetime64[ns]").view(np.int64),
+                    np.ascontiguousarray(at, dtype="datetime64[ns]").view(np.int64), nat, far, e_out, r_out) if total else 0
+    return e_out[:k], r_out[:k]

@@ -712,7 +712,7 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     # Duplicates among the reads that passed so far, in arrival order; the first arrival is kept.
     # A register row stands for its (mpan, meter, register); reads without read_at are in no group.
     cand = np.flatnonzero((reason == 0) & ~np.isnat(read_at))
-    by_key = cand[np.lexsort((cand, read_at[cand], r_pos[cand]))]  # by register, read_at, arrival
+    by_key = cand[np.lexsort((read_at[cand], r_pos[cand]))]  # by register, read_at, arrival (a stable sort)
     start = np.r_[True, (r_pos[by_key][1:] != r_pos[by_key][:-1])
                   | (read_at[by_key][1:] != read_at[by_key][:-1])][: by_key.size]
     first = by_key[np.flatnonzero(start)[np.cumsum(start) - 1]]  # first arrival of each read's group

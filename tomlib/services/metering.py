@@ -618,13 +618,18 @@ class Metering:
         rows = np.asarray(register_rows, dtype=np.int64).ravel()
         b = self.boundary_index(at)
         reg = self.registers
-        slot = reg["slot"].to_numpy()[rows]
         b0 = self.boundary_index(reg["true_start_at"].to_numpy()[rows], "true_start_at")
         if (b < b0).any():
             i = int(np.flatnonzero(b < b0)[0])
             raise ValueError(f"register row {rows[i]}: instant before the register's start")
         c = self.cumulative.values
-        return reg["true_start_value"].to_numpy()[rows] + c[slot, b] - c[slot, b0]
+        start, slot = reg["true_start_value"].to_numpy(), reg["slot"].to_numpy()
+        # gathered in one pass where every index is in range (else NumPy indexes, or raises, as always)
+        if c.dtype == np.float64 and start.dtype == np.float64 and slot.dtype.kind in "iu" and (
+                not rows.size or (rows.min() >= 0 and rows.max() < start.size
+                                  and slot.min() >= 0 and slot.max() < c.shape[0])):
+            return _kernel.register_values(start, slot, c, rows, b, b0)
+        return start[rows] + c[slot[rows], b] - c[slot[rows], b0]
 
     def displayed(self, register_rows, values) -> tuple[np.ndarray, np.ndarray]:
         """What the registers show for unwrapped values: ``floor(v) mod 10**digits`` [kWh], and the
@@ -656,6 +661,11 @@ class Metering:
         at = np.asarray(pd.to_datetime(np.asarray(at).ravel()), dtype="datetime64[ns]")
         meters = self.meters
         m_of_reg = self._register_meters(keys)
+        if len(meters) and m_of_reg.size and int(m_of_reg.max()) < len(meters) and codes.size \
+                and int(codes.max()) < keys.reg_count.size:  # one compiled pass over the events' registers
+            return _kernel.in_service(codes, keys.reg_count, keys.reg_start, keys.reg_order, m_of_reg,
+                                      meters["installed_at"].to_numpy(dtype="datetime64[ns]"),
+                                      meters["removed_at"].to_numpy(dtype="datetime64[ns]"), at)
         nat = np.datetime64("NaT", "ns")
         inst = np.where(m_of_reg >= 0, meters["installed_at"].to_numpy(dtype="datetime64[ns]")[m_of_reg], nat) \
             if len(meters) else np.full(len(m_of_reg), nat)
@@ -849,8 +859,24 @@ def _meter_ids_text(u, l1, l2, smart) -> np.ndarray:
 
 def _zfill_numbers(values: np.ndarray, width: int) -> np.ndarray:
     """``np.char.zfill(values.astype(str), width)``, formatting each distinct value once."""
+    distinct, inverse = _distinct(values)
+    return np.char.zfill(distinct.astype(str), width)[inverse]
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` (inverse flat) of a 1-d array without sorting it
+    where that is exact: small non-negative integers (register numbers) are counted, identifiers
+    that :func:`_int_keys` keys (SSCs, measurement quantities) are sorted as integers."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and values.size and 0 <= int(values.min()) and int(values.max()) < 4 * values.size:
+        present = np.bincount(values) > 0
+        return np.flatnonzero(present).astype(values.dtype), (np.cumsum(present) - 1)[values].astype(np.intp)
+    keys = _int_keys(values) if values.dtype.kind == "U" and values.size else None
+    if keys is not None:  # equal keys for equal text, ordered as the text
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return values[first], inverse.reshape(-1)
     distinct, inverse = np.unique(values, return_inverse=True)
-    return np.char.zfill(distinct.astype(str), width)[inverse.reshape(-1)]
+    return distinct, inverse.reshape(-1)
 
 
 def _market_mpans(ds) -> np.ndarray:
@@ -989,9 +1015,8 @@ def build_metering(
     # Text columns: each distinct value converted to an Arrow string once, then gathered by position.
     mpan_text = _str_array(mpans)
     meter_text = _str_array(meter_id)
-    ssc_list, ssc_code = np.unique(ssc, return_inverse=True)
-    ssc_code = ssc_code.reshape(-1)
-    mq_list, mq_code = np.unique(mq, return_inverse=True)
+    ssc_list, ssc_code = _distinct(ssc)
+    mq_list, mq_code = _distinct(mq)
     meters = pd.DataFrame(
         {
             "mpan": mpan_text.take(m_pos),
@@ -999,7 +1024,7 @@ def build_metering(
             "meter_type": _labels(["traditional", "smart"], smart[m_pos].astype(np.intp)),
             "dcc_enrolled": dcc[m_pos],
             "ssc": _labels(ssc_list, ssc_code[m_pos]),
-            "measurement_quantity": _labels(mq_list, mq_code.reshape(-1)[m_pos]),
+            "measurement_quantity": _labels(mq_list, mq_code[m_pos]),
             "digits": digits,
             "installed_at": installed_at,
             "removed_at": removed_at,
@@ -1068,12 +1093,12 @@ def build_metering(
     frac = rng_n.uniform(0.1, 0.9, reg_meter.size)
     start_value[near] = modulus[near] - frac[near] * window_energy[near]
 
-    reg_number, reg_number_code = np.unique(reg_k + 1, return_inverse=True)
+    reg_number, reg_number_code = _distinct(reg_k + 1)
     registers = pd.DataFrame(
         {
             "mpan": mpan_text.take(reg_mpan_pos),
             "meter_id": meter_text.take(reg_meter),
-            "register_id": _labels(np.char.zfill(reg_number.astype(str), 2), reg_number_code.reshape(-1)),
+            "register_id": _labels(np.char.zfill(reg_number.astype(str), 2), reg_number_code),
             "tpr": _labels(tpr_table.ravel(), reg_table_pos),
             "digits": digits[reg_meter],
             "slot": reg_slot.astype(np.int64),
@@ -1117,7 +1142,7 @@ def build_metering(
         },
     )
     result.__dict__["_key_index"] = _built_keys(meters, registers, mpans, sel, m_pos, reg_mpan_pos, reg_meter,
-                                                meter_id, reg_number, reg_number_code.reshape(-1))
+                                                meter_id, reg_number, reg_number_code)
     old_meter = np.zeros(n_m, dtype=bool)
     old_meter[ex_idx] = True
     at_of_pos = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -1196,9 +1221,15 @@ def _exchange_reads(m: Metering, seed: int, n_old: int, rows: np.ndarray, at: np
         wraps,
         "",
     )
-    return out.sort_values(
-        ["mpan", "read_at", "read_type", "register_id"], kind="stable", ascending=[True, True, False, True]
-    ).reset_index(drop=True)
+    # by mpan, read_at, read_type (removal first), register_id: one lexsort of integer keys of the text
+    # (they sort as the text does); pandas when the text cannot be keyed or an instant is missing
+    mpan_key, register_key = (_int_keys(_unicode(out[c])) for c in ("mpan", "register_id"))
+    if mpan_key is None or register_key is None or np.isnat(at).any():
+        return out.sort_values(
+            ["mpan", "read_at", "read_type", "register_id"], kind="stable", ascending=[True, True, False, True]
+        ).reset_index(drop=True)
+    removal_first = (np.arange(rows.size) >= n_old).astype(np.int64)
+    return out.iloc[np.lexsort((register_key, removal_first, at, mpan_key))].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------ benchmark
