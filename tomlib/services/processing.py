@@ -91,6 +91,7 @@ import xarray as xr
 
 from tomlib import calendar as cal
 from tomlib import cube, reference
+from tomlib._text import arrow_text, numpy_text
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
@@ -456,6 +457,11 @@ def _column(values: np.ndarray):
     value (a handful per column: GSP group, supplier, LLFC, ...) and then taken by row."""
     if values.dtype.kind != "U" or not values.size or not isinstance(_NUMPY_STRINGS_AS, pd.StringDtype):
         return values
+    points = np.ascontiguousarray(values).view(np.uint32)
+    if points.size and int(points.min()) > 0 and int(points.max()) < 128:
+        # every value ASCII of the full width (GSP group, supplier, BM unit, ...): the Arrow buffers
+        # written from the characters (tomlib._text.arrow_text), no conversion at all
+        return arrow_text(values)
     codes, _ = _codes(values)
     first = np.unique(codes, return_index=True)[1]
     return pd.array(values[first], dtype=_NUMPY_STRINGS_AS).take(codes)
@@ -488,7 +494,8 @@ def _standing(meters: xr.Dataset, mpans: np.ndarray) -> tuple[pd.DataFrame, dict
                                          if c in meters.coords]
     values = {c: meters[c].to_numpy() for c in cols}
     text = {c: _narrowed(np.ascontiguousarray(v)) for c, v in values.items() if v.dtype.kind == "U" and v.size}
-    return pd.DataFrame({c: _column(v) for c, v in values.items()}, index=pd.Index(mpans, name="mpan")), text
+    index = pd.Index(arrow_text(mpans) if mpans.size else mpans, name="mpan", copy=False)
+    return pd.DataFrame({c: _column(v) for c, v in values.items()}, index=index), text
 
 
 def _window_end(times: pd.DatetimeIndex, as_of, until) -> int:
@@ -528,6 +535,17 @@ def _processed(market, t_as_of: pd.Timestamp, until, run: str, cfg: ProcessingCo
     return value
 
 
+def _index_text(ds: xr.Dataset, dim: str) -> np.ndarray:
+    """``ds[dim].to_numpy().astype(str)`` of a text dimension coordinate, read from its index's Arrow
+    buffers (:func:`tomlib._text.numpy_text`) when that gives the coordinate's own dtype."""
+    index = ds.indexes.get(dim)
+    if index is not None and isinstance(index.dtype, pd.StringDtype):
+        text = numpy_text(index.array)
+        if text.dtype == ds[dim].dtype:
+            return text
+    return ds[dim].to_numpy().astype(str)
+
+
 def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.DataFrame, dict[str, float]]:
     """What the smart data service of ``market`` holds at ``as_of``.
 
@@ -562,10 +580,10 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
     n_keep = _window_end(all_times, t_as_of, until)
     # the standing coordinates of the smart MPANs (not the market's energy: a copy of it is not needed)
     ds = meters.drop_vars(list(meters.data_vars)).isel(mpan=sel, time=slice(0, n_keep))
-    mpans = ds["mpan"].to_numpy().astype(str)
+    mpans = _index_text(ds, "mpan")
     times = all_times[:n_keep]
     hh_vis, dups, _ = rt_mod.visible(inp.retrieval, t_as_of)
-    rows = lookup([mpans], [hh_vis["mpan"].to_numpy().astype(str)])
+    rows = lookup([mpans], [_index_text(hh_vis, "mpan")])
     hh = np.full((mpans.size, n_keep), np.nan)
     hh[rows] = hh_vis["energy"].to_numpy()[:, :n_keep]
     dups = dups[dups["time"].to_numpy(dtype="datetime64[ns]") < (times[-1] + cal.PERIOD).to_datetime64()]
