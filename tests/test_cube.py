@@ -517,3 +517,18 @@ def test_energy_quality_mismatches_kernel_matches_numpy(cells, n_t, fortran):
     present = quality != cube.MISSING
     expect = (int((present & ~np.isfinite(energy)).sum()), int((~present & ~np.isnan(energy)).sum()))
     assert energy_quality_mismatches(energy, quality, cube.MISSING) == expect
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.5, -2.0, np.nan, np.inf]), max_size=24), st.integers(1, 4), st.booleans())
+def test_quality_of_energy_kernel_matches_numpy(values, n_t, fortran):
+    from tomlib._cube_kernel import quality_of_energy
+
+    n = len(values) // n_t
+    energy = np.array(values[:n * n_t], dtype=float).reshape(n, n_t)
+    if fortran:
+        energy = np.asfortranarray(energy)
+    got = quality_of_energy(energy, cube.MISSING, cube.QUALITY_CODES["A"])
+    expect = np.where(np.isnan(energy), cube.MISSING, cube.QUALITY_CODES["A"]).astype(np.uint8)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expect)

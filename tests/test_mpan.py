@@ -264,3 +264,30 @@ def test_core_code_points_refuses_stems_out_of_range():
         core_code_points(np.array([10**12]))
     with pytest.raises(ValueError, match="12-digit"):
         core_code_points(np.array([-1]))
+
+
+def _numpy_core_numbers(arr: np.ndarray):
+    """The NumPy formulation core_numbers had for numpy text (before the compiled pass)."""
+    width = arr.dtype.itemsize // 4
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if width < 13:
+        return None
+    points = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.size, width)
+    digits = points[:, :13]
+    if not ((digits >= ord("0")) & (digits <= ord("9"))).all() or (width > 13 and points[:, 13:].any()):
+        return None
+    return (digits.astype(np.int64) - ord("0")) @ (10 ** np.arange(12, -1, -1, dtype=np.int64))
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.one_of(st.from_regex(r"\d{13}", fullmatch=True), st.from_regex(r"\d{12,14}", fullmatch=True),
+                          st.text(alphabet="0123456789 a/\u0660", max_size=15)), max_size=12))
+def test_core_numbers_kernel_matches_numpy(values):
+    arr = np.array(values, dtype=str) if values else np.zeros(0, dtype="<U13")
+    got, expect = mpan.core_numbers(arr), _numpy_core_numbers(arr)
+    if expect is None:
+        assert got is None
+    else:
+        assert got is not None and got.dtype == np.int64
+        np.testing.assert_array_equal(got, expect)

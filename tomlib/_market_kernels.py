@@ -5,6 +5,9 @@ their temporaries of the whole cube:
 
 - :func:`core_code_points`: the 13 digits of MPAN cores as code points, check digit included (NumPy
   divided a (n, 12) int64 matrix twice, a tenth of a second per 200,000 cores);
+- :func:`core_numbers_of_points`: the inverse, 13-digit cores (their code points) as int64 numbers,
+  or "not all cores" (NumPy checked, cast and multiplied a (n, 13) matrix: 10 ms per 100,000 cores,
+  and every join on MPAN cores does it);
 - :func:`gather_rows`: the true energy of the rows of one kind (a household-day or profile-class
   shape picked per row and period, times the row's scale, times its noise), written straight into
   the market's energy array (NumPy built the gathered cube, multiplied it twice and copied it in);
@@ -24,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["core_code_points", "gather_rows", "rows_times_table"]
+__all__ = ["core_code_points", "core_numbers_of_points", "gather_rows", "rows_times_table"]
 
 _PRIMES = np.array([3, 5, 7, 13, 17, 19, 23, 29, 31, 37, 41, 43], dtype=np.int64)
 
@@ -62,6 +65,42 @@ def core_code_points(stem: np.ndarray) -> np.ndarray:
     out = np.empty((stem.size, 13), dtype=np.uint32)
     _code_points(stem, _PRIMES, out)
     return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _numbers(points, out):  # pragma: no cover - compiled; covered through core_numbers_of_points
+    width = points.shape[1]
+    for i in range(points.shape[0]):
+        number = 0
+        for k in range(13):
+            p = points[i, k]
+            if p < 48 or p > 57:
+                return False
+            number = number * 10 + (p - 48)
+        for k in range(13, width):
+            if points[i, k] != 0:
+                return False
+        out[i] = number
+    return True
+
+
+def core_numbers_of_points(points: np.ndarray) -> np.ndarray | None:
+    """13-digit MPAN cores given as code points (a ``<U`` array's ``uint32`` view, shape (n, width),
+    width >= 13) as int64 numbers; None if any row is not 13 digits followed by padding.
+
+    Parameters
+    ----------
+    points : ndarray of uint32, shape (n, width)
+
+    Returns
+    -------
+    ndarray of int64, shape (n,), or None
+    """
+    points = np.ascontiguousarray(points, dtype=np.uint32)
+    if points.ndim != 2 or points.shape[1] < 13:
+        raise ValueError("core_numbers_of_points: expected (n, width >= 13) code points")
+    out = np.empty(points.shape[0], dtype=np.int64)
+    return out if _numbers(points, out) else None
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)

@@ -667,7 +667,7 @@ def profile_class_energy(
 def _profile_class_energy_into(energy: np.ndarray, rows: np.ndarray, shapes: xr.DataArray, profile_class: np.ndarray,
                                annual_consumption: np.ndarray, region_names: list, r_idx: np.ndarray,
                                target_days: pd.DatetimeIndex, day_of_t: np.ndarray, slot: np.ndarray, *,
-                               reference_year: int, noise: np.ndarray) -> None:
+                               reference_year: int, noise: np.ndarray, annual_memo: dict | None = None) -> None:
     """:func:`profile_class_energy` written into ``energy[rows]``: the same values, in one pass.
 
     The regions come as names and each row's index (:func:`_region_codes`); seasons and day types are
@@ -686,7 +686,7 @@ def _profile_class_energy_into(energy: np.ndarray, rows: np.ndarray, shapes: xr.
         raise ValueError(f"profile class {bad} has no shape (known: {classes})")
     s_d = _codes(cal.profiling_seasons(target_days), s_codes)
     k_rd = np.stack([_codes(cal.day_types(target_days, r), k_codes) for r in region_names])
-    annual = np.stack([annual_profile_kwh(shapes, reference_year, r).to_numpy() for r in region_names])
+    annual = np.stack([_annual_kwh(shapes, reference_year, r, annual_memo).to_numpy() for r in region_names])
     scale = np.asarray(annual_consumption, dtype=float) / annual[r_idx, pc]
     n_s, n_k = kwh.shape[1], kwh.shape[2]
     pick = (pc[:, None] * n_s + s_d[None, :]) * n_k + k_rd[r_idx]  # row of the flattened shapes per day
@@ -943,7 +943,17 @@ class _Plan:
 _KINDS = ("smart_domestic", "smart_non_domestic", "advanced")
 
 
-def _plan_imports(scenario, settings: GeneratorSettings, shapes: xr.DataArray) -> _Plan:
+def _annual_kwh(shapes: xr.DataArray, year: int, region: str, memo: dict | None) -> pd.Series:
+    """:func:`annual_profile_kwh`, remembered in ``memo`` (one generation asks for a region twice)."""
+    if memo is None:
+        return annual_profile_kwh(shapes, year, region)
+    if (year, region) not in memo:
+        memo[year, region] = annual_profile_kwh(shapes, year, region)
+    return memo[year, region]
+
+
+def _plan_imports(scenario, settings: GeneratorSettings, shapes: xr.DataArray, annual_memo: dict | None = None
+                  ) -> _Plan:
     groups = list(scenario.gsp_groups)
     shares = np.array([scenario.segments.smart_domestic, scenario.segments.smart_non_domestic,
                        scenario.segments.advanced, scenario.segments.unmetered])
@@ -980,7 +990,7 @@ def _plan_imports(scenario, settings: GeneratorSettings, shapes: xr.DataArray) -
     u = rng_ac.random(n_all)
     dom_ac = settings.domestic_mean_kwh * np.exp(settings.domestic_sigma * z - settings.domestic_sigma**2 / 2)
     year = scenario.first_date.year
-    pc_annual = annual_profile_kwh(shapes, year, "england_wales")
+    pc_annual = _annual_kwh(shapes, year, "england_wales", annual_memo)
     nd_mean = pc_annual.reindex(profile_class).to_numpy()
     nd_ac = nd_mean * np.exp(settings.non_domestic_sigma * z - settings.non_domestic_sigma**2 / 2)
     lo, hi = settings.advanced_kwh_range
@@ -1141,16 +1151,27 @@ def _solar_generation(scenario, settings: GeneratorSettings, plan: _Plan, solar_
     generation *= (capacity * site * settings.solar_performance_ratio * _HALF_HOUR_H)[:, None]
     # Expected generation of a year at mean clearness; the export MPAN's annual figure is the deemed
     # share of it (the true export is what the half-hourly netting gives).
-    year = pd.date_range(f"{scenario.first_date.year}-01-01", periods=365 * 48, freq="30min")
-    year_sun = np.maximum(np.sin(np.radians(solar_elevation((year + cal.PERIOD / 2).to_numpy()[None, :],
-                                                            lat, lon))), 0.0)
-    expected_yield = year_sun.sum(axis=1) * _HALF_HOUR_H * settings.solar_performance_ratio * a / (a + b)
+    year_sun = _year_sun(scenario.first_date.year, tuple(lat[:, 0].tolist()), tuple(lon[:, 0].tolist()))
+    expected_yield = year_sun * _HALF_HOUR_H * settings.solar_performance_ratio * a / (a + b)
     export_annual = capacity * site * expected_yield[g_idx] * settings.deemed_export_share
     return generation, export_annual
 
 
 #: Segment uses of the metered MPANs (:func:`reference.line_loss_factor_classes`), by code.
 _SEGMENT_USES = ("smart_domestic", "smart_non_domestic", "advanced_lv", "advanced_hv", "smart_export")
+
+
+@functools.lru_cache(maxsize=16)
+def _year_sun(year: int, lat: tuple, lon: tuple) -> np.ndarray:
+    """Sum over a year's half hours of max(sin(solar elevation), 0) at each point [-]: the same for
+    every block of a GSP group, so computed once per process (17,520 sun positions per group)."""
+    times = pd.date_range(f"{year}-01-01", periods=365 * 48, freq="30min")
+    lat_a, lon_a = np.array(lat, dtype=float)[:, None], np.array(lon, dtype=float)[:, None]
+    year_sun = np.maximum(np.sin(np.radians(solar_elevation((times + cal.PERIOD / 2).to_numpy()[None, :],
+                                                            lat_a, lon_a))), 0.0)
+    out = year_sun.sum(axis=1)
+    out.flags.writeable = False  # shared by the cache
+    return out
 
 
 def _standing_columns(scenario, settings: GeneratorSettings, plan: _Plan, solar_rows: np.ndarray,
@@ -1258,10 +1279,13 @@ def _losses_and_take(scenario, energy: np.ndarray, standing: dict[str, np.ndarra
     voltage = reference.line_loss_factor_classes().loc[used, "voltage_level"].to_numpy()
     months = pd.DatetimeIndex(cal.from_utc(times)[0]).month.to_numpy()
     llf_values = reference.band_line_loss_factors(voltage[:, None], slot[None, :], months[None, :])
-    llf = _with_settlement_coords(xr.DataArray(
+    # the settlement coordinates of the three arrays, computed once (_with_settlement_coords' values)
+    dates, periods = cal.from_utc(times.to_numpy())
+    settlement = {"settlement_date": ("time", dates.to_numpy()), "settlement_period": ("time", periods)}
+    llf = (xr.DataArray(
         llf_values, dims=("llfc", "time"), coords={"llfc": used, "time": times.to_numpy()},
         name="line_loss_factor", attrs={"units": "-", "long_name": "line loss factor"},
-    ))
+    ).assign_coords(settlement))
     at_gsp = rows_times_table(energy, llfc_code, llf_values)  # energy x LLF, no gathered cube of LLFs
     groups = np.array(scenario.gsp_groups)
     member = np.asarray(standing["gsp_group"], dtype=str)[None, :] == groups[:, None]  # (group, mpan)
@@ -1274,14 +1298,14 @@ def _losses_and_take(scenario, energy: np.ndarray, standing: dict[str, np.ndarra
     unaccounted = fraction * imports_llf
     take = imports_llf - exports_llf + unaccounted
     coords = {"gsp_group": groups, "time": times.to_numpy()}
-    unaccounted_da = _with_settlement_coords(xr.DataArray(
+    unaccounted_da = xr.DataArray(
         unaccounted, dims=("gsp_group", "time"), coords=coords, name="unaccounted_energy",
         attrs={"units": "kWh", "long_name": "energy in the GSP group take that no meter sees"},
-    ))
-    take_da = _with_settlement_coords(xr.DataArray(
+    ).assign_coords(settlement)
+    take_da = xr.DataArray(
         take, dims=("gsp_group", "time"), coords=coords, name="gsp_group_take",
         attrs={"units": "kWh", "long_name": "true GSP group take"},
-    ))
+    ).assign_coords(settlement)
     return llf, unaccounted_da, take_da
 
 
@@ -1312,7 +1336,8 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     shapes = reference.profile_class_shapes()
     times, target_days, day_of_t, slot, _ = _time_frame(scenario)
     n_t = len(times)
-    plan = _plan_imports(scenario, settings, shapes)
+    annual_memo: dict = {}
+    plan = _plan_imports(scenario, settings, shapes, annual_memo)
     n_imp = plan.kind.size
     solar_rows = np.flatnonzero(plan.solar)
     n_exp = solar_rows.size
@@ -1339,7 +1364,7 @@ def generate(scenario, settings: GeneratorSettings | None = None, lcl_path: str 
     region_names, r_idx = _region_codes(scenario, plan.gsp_code[other])
     _profile_class_energy_into(energy, other, shapes, plan.profile_class[other], plan.annual_consumption[other],
                                region_names, r_idx, target_days, day_of_t, slot,
-                               reference_year=scenario.first_date.year, noise=noise)
+                               reference_year=scenario.first_date.year, noise=noise, annual_memo=annual_memo)
     del noise
 
     # Solar homes: generation nets against the household's demand, the surplus is exported.

@@ -297,11 +297,10 @@ def core_numbers(cores) -> np.ndarray | None:
     width = arr.dtype.itemsize // 4
     if width < 13:
         return None
-    points = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.size, width)
-    digits = points[:, :13]
-    if not ((digits >= ord("0")) & (digits <= ord("9"))).all() or (width > 13 and points[:, 13:].any()):
-        return None
-    return (digits.astype(np.int64) - ord("0")) @ (10 ** np.arange(12, -1, -1, dtype=np.int64))
+    from tomlib._market_kernels import core_numbers_of_points
+
+    # checked and read in one compiled pass over the code points (no digit matrix, no integer matmul)
+    return core_numbers_of_points(np.ascontiguousarray(arr).view(np.uint32).reshape(arr.size, width))
 
 
 def positions(known, wanted) -> np.ndarray:

@@ -245,10 +245,9 @@ def _taken(cores: np.ndarray, taken: np.ndarray, taken_numbers: np.ndarray | Non
     if numbers is None or taken_numbers is None:  # not all 13-digit cores: by the strings' codes
         taken_codes, core_codes, _ = joint_codes([taken], [cores])
         return np.isin(core_codes, taken_codes)
-    # the taken numbers located among the few sorted new ones (no sort of the many)
-    ordered = np.sort(numbers)
-    at = np.minimum(np.searchsorted(ordered, taken_numbers), max(ordered.size - 1, 0))
-    return np.isin(numbers, taken_numbers[ordered[at] == taken_numbers]) if ordered.size else numbers.astype(bool)
+    # the many taken numbers probed in a hash table of the few new ones (no sort of the many)
+    hit = pd.Series(taken_numbers, copy=False).isin(numbers).to_numpy()
+    return np.isin(numbers, taken_numbers[hit])
 
 
 def _cores(gsp: np.ndarray, rng: np.random.Generator, existing, id_range=None) -> np.ndarray:
