@@ -1,12 +1,22 @@
 """Compiled inner loops of the smart processing service (:mod:`tomlib.services.processing`).
 
-Joins on string keys. The keys (MPAN, meter id, register id) are ASCII rows of bytes packed eight to
-a 64-bit word (:func:`tomlib.services._processing_keys._fast_codes` packs them); one hash table over
-the left side's rows, probed by each row of the right side, finds a row's match in one pass. The
-NumPy/pandas formulation it replaces factorized every word column of both sides and combined the
-codes (four or five hash passes over ~2.5 x 10^5 rows for a (MPAN, meter, register) key) before
-indexing the combined codes: several times the work, for the same answer (a lookup's result does
-not depend on how the keys are coded).
+Joins on string keys (:func:`word_lookup`). The keys (MPAN, meter id, register id) are ASCII rows of
+bytes packed eight to a 64-bit word (:func:`tomlib.services._processing_keys._packed_words`); one
+hash table over the left side's rows, probed by each row of the right side, finds a row's match in
+one pass. The NumPy/pandas formulation it replaces factorized every word column of both sides and
+combined the codes (four or five hash passes over ~2.5 x 10^5 rows for a (MPAN, meter, register)
+key) before indexing the combined codes: several times the work, for the same answer (a lookup's
+result does not depend on how the keys are coded).
+
+Sums of masked cells (:func:`label_energy_sums`, :func:`masked_group_sums`,
+:func:`masked_row_sums`). The NumPy formulations made a masked copy of a block's MPAN x period
+array (``np.where(mask, values, 0.0)``, ~40 MB) per sum and summed it; these read the cells once and
+add them **in NumPy's own order** -- its pairwise summation (``DOUBLE_pairwise_sum``: leaves of at
+most 128 values, eight interleaved partial sums in a leaf of 8 or more, longer runs halved at a
+multiple of 8), a full sum starting from the identity 0.0, ``np.add.reduceat`` from the segment's
+first value -- so the results are bit for bit those of NumPy 2 (the tests compare them). The
+pairwise tree is walked with an explicit stack (:func:`_pairwise_plan`): numba's on-disk cache cannot
+hold a recursive function (numba issue 6061, a segfault when it is loaded).
 
 Compiled on first use and cached next to this file (``cache=True``); ``nogil`` so that threads of a
 dask worker can run blocks side by side.
@@ -291,37 +301,63 @@ def label_energy_sums(energy: np.ndarray, quality: np.ndarray, codes) -> tuple[n
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def _add_row(values, ok, weights, row, acc, acc_w, count, first):  # pragma: no cover - compiled
+    # cell (row, j) of where(ok, values, 0.0) and of where(ok, weight of the row, 0.0), every column:
+    # set (first) or added; the row's valid cells counted
+    w = weights[row]
+    for j in range(values.shape[1]):
+        good = ok[row, j]
+        x = values[row, j] if good else 0.0
+        y = w if good else 0.0
+        if first:
+            acc[j] = x
+            acc_w[j] = y
+        else:
+            acc[j] += x
+            acc_w[j] += y
+        count[j] += good
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _rows_leaf(values, ok, weights, order, lo, n, r, r_w, count, out, out_w):  # pragma: no cover - compiled
+    # _leaf down the rows order[lo:lo + n], every column at once (rows read whole)
+    n_t = values.shape[1]
+    if n < 8:
+        for j in range(n_t):
+            out[j] = -0.0
+            out_w[j] = -0.0
+        for i in range(lo, lo + n):
+            _add_row(values, ok, weights, order[i], out, out_w, count, False)
+        return
+    for k in range(8):
+        _add_row(values, ok, weights, order[lo + k], r[k], r_w[k], count, True)
+    end = lo + n - n % 8
+    for i in range(lo + 8, end, 8):
+        for k in range(8):
+            _add_row(values, ok, weights, order[i + k], r[k], r_w[k], count, False)
+    for j in range(n_t):
+        out[j] = ((r[0, j] + r[1, j]) + (r[2, j] + r[3, j])) + ((r[4, j] + r[5, j]) + (r[6, j] + r[7, j]))
+        out_w[j] = ((r_w[0, j] + r_w[1, j]) + (r_w[2, j] + r_w[3, j])) + ((r_w[4, j] + r_w[5, j]) + (r_w[6, j] + r_w[7, j]))
+    for i in range(end, lo + n):
+        _add_row(values, ok, weights, order[i], out, out_w, count, False)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def _group_sums(values, ok, weights, order, starts, ends, total, total_w, count):  # pragma: no cover - compiled
     n_t = values.shape[1]
-    col = np.empty(128)
-    col_w = np.empty(128)
+    r, r_w = np.empty((8, n_t)), np.empty((8, n_t))
     for g in range(starts.size):
         a, b = starts[g], ends[g]
         # np.add.reduceat down a column-major array: the group's first cell, plus the pairwise sum of
         # the rest (rows order[a + 1:b]), leaf by leaf for every column
-        first = order[a]
-        w = weights[first]
-        for j in range(n_t):
-            good = ok[first, j]
-            total[g, j] = values[first, j] if good else 0.0
-            total_w[g, j] = w if good else 0.0
-            count[g, j] += good
+        _add_row(values, ok, weights, order[a], total[g], total_w[g], count[g], True)
         if b - a > 1:
             leaf_lo, leaf_n, ops = _pairwise_plan(b - a - 1)
             sums = np.empty((leaf_lo.size, n_t))
             sums_w = np.empty((leaf_lo.size, n_t))
             for k in range(leaf_lo.size):
-                lo = a + 1 + leaf_lo[k]
-                m = leaf_n[k]
-                for j in range(n_t):
-                    for i in range(m):
-                        row = order[lo + i]
-                        good = ok[row, j]
-                        col[i] = values[row, j] if good else 0.0
-                        col_w[i] = weights[row] if good else 0.0
-                        count[g, j] += good
-                    sums[k, j] = _leaf(col, 0, m)
-                    sums_w[k, j] = _leaf(col_w, 0, m)
+                _rows_leaf(values, ok, weights, order, a + 1 + leaf_lo[k], leaf_n[k], r, r_w, count[g], sums[k],
+                           sums_w[k])
             rest = np.empty(n_t)
             _run_plan(ops, sums, rest)
             rest_w = np.empty(n_t)

@@ -95,8 +95,8 @@ from tomlib._text import arrow_text, numpy_text
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
-from tomlib.services._processing_kernel import label_energy_sums, masked_row_sums
-from tomlib.services._processing_keys import _codes, _fast_codes, joint_codes, key_codes, lookup, str_codes
+from tomlib.services._processing_kernel import label_energy_sums, masked_row_sums, word_lookup
+from tomlib.services._processing_keys import _codes, _packed_words, joint_codes, key_codes, lookup, str_codes
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
     DAYS_PER_YEAR,
@@ -325,8 +325,13 @@ class SmartData:
             raise ValueError("SmartData.times must be contiguous 30-minute period starts (UTC)")
         if len(self.standing) != m or not _same_keys(self.standing.index, self.mpans):
             raise ValueError("SmartData.standing must be indexed by mpans, in the same order")
-        reg_codes, mpan_codes = key_codes(_str_keys(self.registers, ["mpan"]), [self.mpans])
-        unknown = ~pd.Index(reg_codes).isin(mpan_codes)  # hashed, as np.isin's sort is slower here
+        packed = _packed_words([self.mpans], _str_keys(self.registers, ["mpan"]))
+        if packed is not None:  # ASCII MPANs: each register's MPAN looked up among mpans (compiled hash join)
+            words, n_mpans = packed
+            unknown = word_lookup(words[:n_mpans], words[n_mpans:])[0] < 0
+        else:
+            reg_codes, mpan_codes = key_codes(_str_keys(self.registers, ["mpan"]), [self.mpans])
+            unknown = ~pd.Index(reg_codes).isin(mpan_codes)  # hashed, as np.isin's sort is slower here
         if unknown.any():
             raise ValueError(f"SmartData.registers: MPAN {self.registers['mpan'].to_numpy(dtype=str)[unknown][0]} "
                              "is not one of mpans")
@@ -334,11 +339,12 @@ class SmartData:
 
 def _same_keys(index: pd.Index, mpans: np.ndarray) -> bool:
     """``(np.asarray(index).astype(str) == mpans).all()`` for an index as long as ``mpans``, comparing
-    ASCII strings by their bytes (:func:`~tomlib.services._processing_keys.key_codes`)."""
+    ASCII strings by their bytes (:func:`~tomlib.services._processing_keys._packed_words`)."""
     if isinstance(index.dtype, pd.StringDtype) and not index.hasnans:
-        codes = _fast_codes([pd.Series(index, copy=False)], [mpans])
-        if codes is not None:
-            return bool((codes[0] == codes[1]).all())
+        packed = _packed_words([index.array], [mpans])  # the bytes of both, padded alike
+        if packed is not None:
+            words, n = packed
+            return bool((words[:n] == words[n:]).all())
     return bool((np.asarray(index).astype(str) == mpans).all())
 
 
