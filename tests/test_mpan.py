@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -291,3 +292,21 @@ def test_core_numbers_kernel_matches_numpy(values):
     else:
         assert got is not None and got.dtype == np.int64
         np.testing.assert_array_equal(got, expect)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.one_of(st.from_regex(r"\d{13}", fullmatch=True), st.from_regex(r"[+-]?\d{12,13}", fullmatch=True),
+                          st.text(alphabet="0123456789 a\u0660", min_size=13, max_size=13), st.none()), max_size=12),
+       st.integers(0, 3), st.booleans())
+def test_core_numbers_of_arrow_text_match_the_strings(values, cut, large):
+    """The Arrow path (bytes read from the buffer, any slice offset) gives the numbers of the strings."""
+    import pyarrow as pa
+
+    arr = pa.array(values, type=pa.large_string() if large else pa.string())[cut:]
+    got = mpan.core_numbers(pd.Series(pd.arrays.ArrowStringArray(arr)))
+    text = arr.to_pylist()
+    if any(v is None or not (len(v) == 13 and v.isascii() and v.isdigit()) for v in text):
+        assert got is None
+    else:
+        assert got is not None
+        np.testing.assert_array_equal(got, np.array([int(v) for v in text], dtype=np.int64).reshape(-1))

@@ -170,3 +170,33 @@ def test_bm_unit_of_equals_the_groupby_of_every_row(bm_unit):
     direct = pd.DataFrame({"gsp": gsp, "supplier": supplier, "bm_unit": bm_unit}).groupby(
         ["gsp", "supplier"])["bm_unit"].agg(lambda x: x.value_counts().index[0])
     pd.testing.assert_series_equal(reg._bm_unit_of(gsp, supplier, bm_unit), direct)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(["", "ALFA", "é", "2__AALFA001", "x"]), max_size=12), st.integers(0, 3),
+       st.booleans())
+def test_empty_text_matches_string_lengths(values, cut, large):
+    import pyarrow as pa
+
+    arr = pa.array(values, type=pa.large_string() if large else pa.string())[cut:]
+    column = pd.Series(pd.arrays.ArrowStringArray(arr))
+    expect = (column.astype(str).str.len() == 0).to_numpy(dtype=bool)
+    np.testing.assert_array_equal(reg._empty_text(column), expect)
+    np.testing.assert_array_equal(reg._empty_text(pd.Series(np.asarray(arr.to_pylist(), dtype=object))), expect)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 7), st.lists(st.tuples(st.integers(0, 5), st.integers(0, 6)), max_size=25))
+def test_latest_event_grid_kernel_matches_numpy(n_mpan, n_time, cells):
+    from tomlib._registration_kernel import latest_event_grid
+
+    cells = [(r, p) for r, p in cells if r < n_mpan and p < n_time]
+    row = np.array([c[0] for c in cells], dtype=np.int64)
+    place = np.array([c[1] for c in cells], dtype=np.int64)
+    event = np.arange(row.size)
+    expect = np.full(n_mpan * n_time, -1, dtype=np.int32)
+    np.maximum.at(expect, row * n_time + place, event.astype(np.int32))
+    expect = np.maximum.accumulate(expect.reshape(n_mpan, n_time), axis=1)
+    got = latest_event_grid(row, place, event, n_mpan, n_time)
+    assert got.dtype == np.int32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expect)

@@ -85,18 +85,21 @@ def _numbers(points, out):  # pragma: no cover - compiled; covered through core_
 
 
 def core_numbers_of_points(points: np.ndarray) -> np.ndarray | None:
-    """13-digit MPAN cores given as code points (a ``<U`` array's ``uint32`` view, shape (n, width),
-    width >= 13) as int64 numbers; None if any row is not 13 digits followed by padding.
+    """13-digit MPAN cores given as code points (a ``<U`` array's ``uint32`` view, or the UTF-8 bytes
+    of Arrow text, shape (n, width), width >= 13) as int64 numbers; None if any row is not 13 digits
+    followed by padding (0).
 
     Parameters
     ----------
-    points : ndarray of uint32, shape (n, width)
+    points : ndarray of uint32 or uint8, shape (n, width)
 
     Returns
     -------
     ndarray of int64, shape (n,), or None
     """
-    points = np.ascontiguousarray(points, dtype=np.uint32)
+    if points.dtype not in (np.uint8, np.uint32):  # UTF-8 bytes of Arrow text or a <U array's code points
+        points = points.astype(np.uint32)
+    points = np.ascontiguousarray(points)
     if points.ndim != 2 or points.shape[1] < 13:
         raise ValueError("core_numbers_of_points: expected (n, width >= 13) code points")
     out = np.empty(points.shape[0], dtype=np.int64)

@@ -336,6 +336,21 @@ def generate_events(market, settings: RegistrationSettings | None = None, *, see
     return ev
 
 
+def _empty_text(column: pd.Series) -> np.ndarray:
+    """Where a column (no nulls) holds "" -- ``(column.astype(str).str.len() == 0)``; an Arrow text
+    column is read from its offsets (an empty value starts where the next does), no string copied."""
+    import pyarrow as pa
+
+    chunked = getattr(column.array, "_pa_array", None)
+    if chunked is not None and (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)) \
+            and not chunked.null_count:
+        chunk = chunked.combine_chunks()
+        kind = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=kind)[chunk.offset:chunk.offset + len(chunk) + 1]
+        return np.diff(offsets) == 0
+    return (column.astype(str).str.len() == 0).to_numpy(dtype=bool)
+
+
 def validate_events(events: pd.DataFrame, where: str = "registration events") -> None:
     """Check an events table: columns, no nulls, types, half-hour ``effective_from``.
 
@@ -363,7 +378,7 @@ def validate_events(events: pd.DataFrame, where: str = "registration events") ->
         raise ValueError(f"{where}: effective_from must be a settlement period start (half hour, UTC), got "
                          f"{pd.Timestamp(eff[i])} in row {i} (mpan {events['mpan'].iloc[i]})")
     for col in ("supplier", "bm_unit", "llfc"):
-        empty = (events[col].astype(str).str.len() == 0).to_numpy(dtype=bool)
+        empty = _empty_text(events[col])
         if empty.any():
             raise ValueError(f"{where}: column {col} is '' in row {int(np.argmax(empty))}; expected an id")
 
@@ -461,6 +476,7 @@ def in_force(events: pd.DataFrame, mpans, times, as_of=None) -> RegistrationInFo
     validate_events(events, where="in_force: events")
     mpans = np.asarray(mpans, dtype=str)
     times = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
+    from tomlib._registration_kernel import latest_event_grid
     from tomlib.mpan import positions
 
     m_idx = positions(mpans, events["mpan"])
@@ -481,7 +497,6 @@ def in_force(events: pd.DataFrame, mpans, times, as_of=None) -> RegistrationInFo
         place = np.maximum(place, np.searchsorted(a, notified, side="left"))
     n_time = times.size
     ok = place < n_time
-    grid = np.full(mpans.size * n_time, -1, dtype=np.int32)
-    np.maximum.at(grid, m_idx[ok].astype(np.int64) * n_time + place[ok], np.flatnonzero(ok).astype(np.int32))
-    grid = np.maximum.accumulate(grid.reshape(mpans.size, n_time), axis=1)
+    # latest event per cell, carried forward along each MPAN's periods (one compiled pass)
+    grid = latest_event_grid(m_idx[ok], place[ok], np.flatnonzero(ok), mpans.size, n_time)
     return RegistrationInForce(mpans=mpans, times=times, events=ev, event=grid, event_row=m_idx.astype(np.int64))
