@@ -329,6 +329,12 @@ def retrieve(
         times,
     )
 
+    mpan_text = _str_array(mpans)
+    if n:  # the MPAN index from the Arrow text already made (xarray would convert every MPAN again)
+        coords = xr.Coordinates.from_xindex(
+            xr.indexes.PandasIndex(pd.Index(mpan_text, name="mpan"), "mpan", coord_dtype=mpans.dtype))
+    else:
+        coords = {"mpan": mpans}
     hh = xr.Dataset(
         {
             "energy": (("mpan", "time"), delivered, {"units": "kWh", "long_name": "HH energy as retrieved"}),
@@ -338,14 +344,13 @@ def retrieve(
                 {"long_name": "when the data service held the value (UTC)"},
             ),
         },
-        coords={"mpan": mpans, "time": times.to_numpy()},
-    )
+        coords=coords,
+    ).assign_coords(time=times.to_numpy())
     hh = hh.assign_coords(
         settlement_date=("time", dates.to_numpy()), settlement_period=("time", cal.from_utc(times)[1])
     )
     hh["time"].attrs.update({"timezone": "UTC", "label": "start", "period": "PT30M"})
 
-    mpan_text = _str_array(mpans)
     day_table = pd.DataFrame(
         {
             "mpan": mpan_text.take(np.repeat(np.arange(n), n_d)),
