@@ -34,15 +34,18 @@ _PRIMES = np.array([3, 5, 7, 13, 17, 19, 23, 29, 31, 37, 41, 43], dtype=np.int64
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _code_points(stem, primes, out):  # pragma: no cover - compiled; covered through core_code_points
+    # unsigned: division by 10 becomes a multiply and shift without sign fix-ups (stems are >= 0)
+    ten = np.uint64(10)
     for i in range(stem.size):
-        s = stem[i]
-        check = 0
+        s = np.uint64(stem[i])
+        check = np.uint64(0)
         for k in range(11, -1, -1):
-            d = s % 10
-            s //= 10
-            out[i, k] = d + 48
-            check += d * primes[k]
-        out[i, 12] = check % 11 % 10 + 48
+            q = s // ten
+            d = s - q * ten
+            s = q
+            out[i, k] = d + np.uint64(48)
+            check += d * np.uint64(primes[k])
+        out[i, 12] = check % np.uint64(11) % ten + np.uint64(48)
 
 
 def core_code_points(stem: np.ndarray) -> np.ndarray:
