@@ -157,4 +157,7 @@ def test_word_lookup_of_many_rows():
     right = np.where((take >= 0)[:, None], left[np.maximum(take, 0)], np.uint64(2**63 + 5))
     rows, duplicate = word_lookup(left, right)
     assert not duplicate and rows.tolist() == np.where(take >= 0, take, -1).tolist()
+    in_order = np.sort(take)  # rows in the left side's order, repeated and skipped: matched by the next-row guess
+    right = np.where((in_order >= 0)[:, None], left[np.maximum(in_order, 0)], np.uint64(2**63 + 5))
+    assert word_lookup(left, right)[0].tolist() == np.where(in_order >= 0, in_order, -1).tolist()
     assert word_lookup(np.vstack([left, left[:1]]), right[:3])[1]

@@ -70,10 +70,20 @@ def _word_lookup(left, right, out):  # pragma: no cover - compiled; covered thro
                 table[s] = i
                 break
             if _same(left, r, left, i):
-                duplicate = True  # the first row keeps the key (the caller refuses the table anyway)
+                duplicate = True  # the first row keeps the key in the table (callers refuse such a table)
                 break
             s = (s + np.uint64(1)) & mask
+    last = -1
     for j in range(right.shape[0]):
+        # the rows of both sides often run in the same order (a meter's registers, the MPANs of a
+        # block): the row after the last match, or the last match again, is tried before hashing
+        if last >= 0 and last + 1 < n_left and _same(left, last + 1, right, j):
+            last += 1
+            out[j] = last
+            continue
+        if last >= 0 and _same(left, last, right, j):
+            out[j] = last
+            continue
         s = _row_hash(right, j) & mask
         found = -1
         while True:
@@ -85,6 +95,8 @@ def _word_lookup(left, right, out):  # pragma: no cover - compiled; covered thro
                 break
             s = (s + np.uint64(1)) & mask
         out[j] = found
+        if found >= 0:
+            last = found
     return duplicate
 
 
@@ -101,7 +113,7 @@ def word_lookup(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, bool]:
     rows : ndarray of int64, shape (n_right,)
         Row of ``left`` equal to each row of ``right``; -1 where none.
     duplicate : bool
-        Whether ``left`` holds a row twice (then ``rows`` names the first of them).
+        Whether ``left`` holds a row twice (then ``rows`` may name any of them).
     """
     left = np.ascontiguousarray(left, dtype=np.uint64)
     right = np.ascontiguousarray(right, dtype=np.uint64)
