@@ -670,3 +670,36 @@ def test_region_codes_are_the_regions_of_the_groups(demo):
     code = np.random.default_rng(0).integers(0, groups.size, size=200)
     names, r_idx = market._region_codes(demo, code)
     np.testing.assert_array_equal(np.asarray(names)[r_idx], market._region_of(groups[code]))
+
+
+def test_cms_log_is_the_pandas_formulation():
+    """The UMS truth's CMS log (tomlib.services.ums_truth._cms_log) equals the pandas MultiIndex /
+    reindex / multi-column sort it replaced, draws included."""
+    from tomlib.services import ums
+    from tomlib.services import ums_truth as ut
+
+    rng = np.random.default_rng(11)
+    nights = pd.date_range("2026-01-20", periods=4, freq="D").to_numpy()
+    line_mpan = np.array(["1000000000017", "1000000000025", "1000000000017", "1000000000033"])
+    line_item = np.array(["L0001", "L0001", "L0002", "L0001"])
+    events = []
+    for _ in range(2):  # two regimes
+        n = 40
+        events.append(pd.DataFrame({"line": rng.integers(0, 4, n), "night": nights[rng.integers(0, 4, n)],
+                                    "time": nights[0] + rng.integers(0, 10**6, n).astype("timedelta64[s]"),
+                                    "level": rng.random(n)}))
+    settings = ut.UmsSettings(cms_missing_night=0.3, cms_late_night=0.3)
+    got = ut._cms_log(settings, np.random.default_rng(5), events, line_mpan, line_item)
+
+    ev = pd.concat(events, ignore_index=True)
+    ev["mpan"] = line_mpan[ev["line"].to_numpy()]
+    ev["item_id"] = line_item[ev["line"].to_numpy()]
+    ln = pd.MultiIndex.from_frame(ev[["mpan", "night"]]).unique()
+    at = ut._delivery(settings, np.random.default_rng(5), ln.get_level_values("night").to_numpy(), settings.cms_hour,
+                      3.0, settings.cms_missing_night, settings.cms_late_night)
+    ev["available_at"] = pd.Series(at, index=ln).reindex(pd.MultiIndex.from_frame(ev[["mpan", "night"]])).to_numpy()
+    ev = ev[~ev["available_at"].isna()]
+    expect = ev[list(ums.CMS_COLUMNS)].sort_values(["mpan", "item_id", "time"], kind="stable").reset_index(drop=True)
+    assert 0 < len(got) < 80
+    pd.testing.assert_frame_equal(got, expect, check_exact=True)
+    assert got.dtypes.to_dict() == expect.dtypes.to_dict()

@@ -508,9 +508,10 @@ def _true_energy(settings, inv, codes, regimes, times, nights, sun, dec_dusk, de
                                 settings, cell_area)
         night_rows = np.tile(nights, cell_area.size)
         s, e, w, row = ums.lit_segments(reg, night_rows, dusk.ravel(), dawn.ravel())
-        grp = pd.Index(areas_r).get_indexer(np.repeat(cell_area, n_n)[row])
+        # areas_r is sorted and holds every area asked for: its positions by binary search
+        grp = np.searchsorted(areas_r, np.repeat(cell_area, n_n)[row])
         pop = sw.period_minutes(grp, s, e, w / n_c, areas_r.size, times[0], n_t)
-        g = pd.Index(areas_r).get_indexer(a_idx[rows])
+        g = np.searchsorted(areas_r, a_idx[rows])
         minutes[rows] = (lit[rows] - burner[rows])[:, p_night] * pop[g] + burner[rows][:, p_night] * 30.0
 
     # clock regimes: fixed and continuous
@@ -548,19 +549,37 @@ def _true_energy(settings, inv, codes, regimes, times, nights, sun, dec_dusk, de
     np.add.at(planted, m_idx[on_planted], energy_lines[on_planted])
 
     if events:
-        ev = pd.concat(events, ignore_index=True)
-        ev["mpan"] = real["mpan"].to_numpy(dtype=str)[ev["line"].to_numpy()]
-        ev["item_id"] = real["item_id"].to_numpy(dtype=str)[ev["line"].to_numpy()]
-        ln = pd.MultiIndex.from_frame(ev[["mpan", "night"]]).unique()
-        at = _delivery(settings, rc, ln.get_level_values("night").to_numpy(), settings.cms_hour, 3.0,
-                       settings.cms_missing_night, settings.cms_late_night)
-        ev["available_at"] = pd.Series(at, index=ln).reindex(pd.MultiIndex.from_frame(ev[["mpan", "night"]])).to_numpy()
-        ev = ev[~ev["available_at"].isna()]
-        cms = ev[list(ums.CMS_COLUMNS)].sort_values(["mpan", "item_id", "time"], kind="stable").reset_index(drop=True)
+        cms = _cms_log(settings, rc, events, real["mpan"].to_numpy(dtype=str), real["item_id"].to_numpy(dtype=str))
     else:
         cms = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c in ("night", "time", "available_at") else
                                          (float if c == "level" else str)) for c in ums.CMS_COLUMNS})
     return energy, planted, cms
+
+
+def _cms_log(settings, rng, events: list, line_mpan: np.ndarray, line_item: np.ndarray) -> pd.DataFrame:
+    """The CMS event log as delivered: each (MPAN, night) log arrives as :func:`_delivery` draws (one draw
+    per log, logs in the order they first occur), undelivered logs dropped, rows by (mpan, item_id,
+    time), stable. Worked on NumPy columns and integer codes (a few hundred rows: the pandas
+    MultiIndex, reindex and multi-column sort of the same result were most of the cost)."""
+    line = np.concatenate([e["line"].to_numpy() for e in events])
+    night = np.concatenate([e["night"].to_numpy() for e in events])
+    at_time = np.concatenate([e["time"].to_numpy() for e in events])
+    level = np.concatenate([e["level"].to_numpy() for e in events])
+    mpan, item = line_mpan[line], line_item[line]
+    # the (MPAN, night) logs in the order they first occur
+    m_code = pd.factorize(mpan)[0].astype(np.int64)
+    n_code, n_values = pd.factorize(night)
+    log, logs = pd.factorize(m_code * max(len(n_values), 1) + n_code)
+    row_of_log = np.zeros(len(logs), dtype=np.int64)
+    row_of_log[log[::-1]] = np.arange(log.size - 1, -1, -1)  # a row of each log (all share its night)
+    at = _delivery(settings, rng, night[row_of_log], settings.cms_hour, 3.0, settings.cms_missing_night,
+                   settings.cms_late_night)
+    available = np.asarray(at, dtype="datetime64[ns]")[log]
+    keep = np.flatnonzero(~np.isnat(available))
+    order = keep[np.lexsort((at_time[keep], item[keep], mpan[keep]))]  # stable, as the pandas sort
+    columns = {"mpan": pd.array(mpan[order], dtype="str"), "item_id": pd.array(item[order], dtype="str"),
+               "night": night[order], "time": at_time[order], "level": level[order], "available_at": available[order]}
+    return pd.DataFrame({c: columns[c] for c in ums.CMS_COLUMNS})
 
 
 def _events(s, e, w, row, line_of, night_rows, dusk, n_rows) -> pd.DataFrame:
