@@ -286,3 +286,13 @@ def test_bench_inputs_run():
     r = rt.retrieve(**kw)
     assert r.hh["energy"].size == 100 * (7 * 48 - 2)
     assert me.build_metering(**me.bench_inputs(mpan_days=70, days=7)).attrs["n_mpans"] == 10
+
+
+def test_unique_labels_is_index_is_unique():
+    from tomlib.services.retrieval import _unique_labels
+
+    for labels in (["1000078871722", "1000075791525"], ["1000078871722", "1000078871722"], ["a b", "a-b"],
+                   ["a-b", "a-b"], []):
+        text = np.array(labels, dtype=str)
+        index = pd.Index(pd.array(text, dtype="str"))
+        assert _unique_labels(text, index) == index.is_unique

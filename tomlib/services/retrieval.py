@@ -48,6 +48,7 @@ from tomlib._text import arrow_text as _str_array
 from tomlib._text import label_text as _labels
 from tomlib._text import take_text as _take_text
 from tomlib.services import _smart_inputs_kernel as _kernel
+from tomlib.services._smart_inputs_kernel import int_keys as _int_keys
 from tomlib.services.metering import (
     Metering,
     _market_mpans,
@@ -491,11 +492,21 @@ def _energy_rows(market, keys, codes, mpans) -> tuple[np.ndarray, np.ndarray]:
     rows = keys.market_rows
     axis = _market_mpans(market.meters)
     if rows is not None and energy.dims[0] == "mpan" and rows.size and int(rows.max()) < axis.size \
-            and market.meters.indexes["mpan"].is_unique:
+            and _unique_labels(axis, market.meters.indexes["mpan"]):
         pos = rows[codes]
         if (axis[pos] == mpans).all():
             return energy.to_numpy(), pos
     return energy.sel(mpan=mpans).to_numpy(), np.arange(mpans.size)
+
+
+def _unique_labels(text: np.ndarray, index: pd.Index) -> bool:
+    """``index.is_unique`` of an index whose labels are ``text``: on integer keys of the text when it
+    can be keyed (equal keys for equal text) rather than hashing the Arrow strings."""
+    keys = _int_keys(text) if text.dtype.kind == "U" and text.size else None
+    if keys is None:
+        return bool(index.is_unique)
+    ordered = np.sort(keys)
+    return not bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _register_reads(metering: Metering, keys, codes, days, retrieved, avail) -> pd.DataFrame:
