@@ -356,3 +356,31 @@ def test_profile_class_ratio_rows_are_their_class_rows_and_the_callers_own():
     assert np.array_equal(pe.profile_class_ratio([8, 1, 1, 3], times), classes[[2, 0, 0, 1]])
     one_day = pe.profile_class_ratio([1], times[:48])
     assert np.array_equal(one_day, classes[:1, :48])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 40), st.integers(1, 50), st.integers(0, 2**32 - 1))
+def test_fill_scaled_rows_is_the_services_fill_of_those_rows(n, t, seed):
+    from tomlib.services._processing_kernel import fill_scaled_rows, nan_rows
+
+    rng = np.random.default_rng(seed)
+    energy = np.where(rng.random((n, t)) < 0.7, rng.random((n, t)), np.nan)
+    quality = rng.integers(0, 3, (n, t)).astype(np.uint8)
+    scale = np.where(rng.random(n) < 0.9, rng.lognormal(8, 1, n), np.nan)
+    ratio = rng.choice([1e-4, 2e-4, np.inf, np.nan, 0.0], (n, t))
+    rows = nan_rows(energy)
+    assert rows.tolist() == np.flatnonzero(np.isnan(energy).any(axis=1)).tolist()
+    # the NumPy formulation: fill where still NaN and the product is finite, on the rows' copies
+    ref_e, ref_q = energy.copy(), quality.copy()
+    values = scale[rows, None] * ratio[rows]
+    e, q = ref_e[rows], ref_q[rows]
+    take = np.isnan(e) & np.isfinite(values)
+    np.copyto(e, values, where=take)
+    np.copyto(q, np.uint8(9), where=take)
+    ref_e[rows], ref_q[rows] = e, q
+    still = fill_scaled_rows(energy, quality, rows, scale, ratio, 9)
+    assert np.array_equal(_bits(energy), _bits(ref_e)) and np.array_equal(quality, ref_q)
+    assert still.tolist() == rows[np.isnan(ref_e[rows]).any(axis=1)].tolist()
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fill_scaled_rows(np.zeros((3, 4), order="F"), np.zeros((3, 4), np.uint8), np.arange(3), np.ones(3),
+                         np.ones((3, 4)), 9)

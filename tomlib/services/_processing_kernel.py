@@ -27,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["label_energy_sums", "masked_group_sums", "masked_row_sums", "word_lookup"]
+__all__ = ["fill_scaled_rows", "label_energy_sums", "masked_group_sums", "masked_row_sums", "nan_rows", "word_lookup"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -459,3 +459,92 @@ def masked_row_sums(values: np.ndarray, valid: np.ndarray, finite: bool = False)
     out = np.empty(values.shape[0])
     _masked_row_sums(values, valid, bool(finite), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _nan_rows(energy, out):  # pragma: no cover - compiled; covered through nan_rows
+    n = 0
+    for i in range(energy.shape[0]):
+        for j in range(energy.shape[1]):
+            if np.isnan(energy[i, j]):
+                out[n] = i
+                n += 1
+                break
+    return n
+
+
+def nan_rows(energy: np.ndarray) -> np.ndarray:
+    """Rows holding a NaN, in order: ``np.flatnonzero(np.isnan(energy).any(axis=1))`` in one pass
+    that stops at a row's first NaN.
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (n_mpan, n_t)
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    energy = np.ascontiguousarray(energy, dtype=np.float64)
+    out = np.empty(energy.shape[0], dtype=np.int64)
+    return out[:_nan_rows(energy, out)].copy()
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _fill_scaled_rows(energy, quality, rows, scale, ratio, code, still):  # pragma: no cover - compiled
+    n = 0
+    for k in range(rows.size):
+        i = rows[k]
+        left = False
+        for j in range(energy.shape[1]):
+            if np.isnan(energy[i, j]):
+                v = scale[i] * ratio[i, j]
+                if np.isfinite(v):
+                    energy[i, j] = v
+                    quality[i, j] = code
+                else:
+                    left = True
+        if left:
+            still[n] = i
+            n += 1
+    return n
+
+
+def fill_scaled_rows(energy: np.ndarray, quality: np.ndarray, rows: np.ndarray, scale: np.ndarray,
+                     ratio: np.ndarray, code: int) -> np.ndarray:
+    """An estimation step filling cells still without a value: ``scale[row] x ratio[row, period]``
+    where that is finite, with quality ``code`` -- in place, on ``rows`` only -- and the rows still
+    holding a NaN after it.
+
+    The values are those of ``scale[rows, None] * ratio[rows]`` (one product per cell), filled where
+    ``energy`` is NaN, as the processing service's ``fill`` fills them, without the gathered copies.
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (n_mpan, n_t)
+        [kWh]; NaN = no value yet. Written.
+    quality : ndarray of uint8, shape (n_mpan, n_t)
+        Written where ``energy`` is.
+    rows : ndarray of int64
+        Rows to fill, distinct.
+    scale : ndarray of float64, shape (n_mpan,)
+        E.g. annual consumption [kWh/year].
+    ratio : ndarray of float64, shape (n_mpan, n_t)
+        E.g. share of a year's consumption per period [1/year].
+    code : int
+        Quality code of the filled cells.
+
+    Returns
+    -------
+    ndarray of int64
+        Those of ``rows`` (in their order) still holding a NaN.
+    """
+    if not (energy.flags.c_contiguous and quality.flags.c_contiguous and energy.dtype == np.float64
+            and quality.dtype == np.uint8):
+        raise ValueError("fill_scaled_rows: energy (float64) and quality (uint8) must be C-contiguous: "
+                         "they are written in place")
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    still = np.empty(rows.size, dtype=np.int64)
+    n = _fill_scaled_rows(energy, quality, rows, np.ascontiguousarray(scale, dtype=np.float64),
+                          np.ascontiguousarray(ratio, dtype=np.float64), np.uint8(code), still)
+    return still[:n].copy()

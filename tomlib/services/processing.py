@@ -95,7 +95,13 @@ from tomlib._text import arrow_text, numpy_text
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
-from tomlib.services._processing_kernel import label_energy_sums, masked_row_sums, word_lookup
+from tomlib.services._processing_kernel import (
+    fill_scaled_rows,
+    label_energy_sums,
+    masked_row_sums,
+    nan_rows,
+    word_lookup,
+)
 from tomlib.services._processing_keys import _codes, _packed_words, joint_codes, key_codes, lookup, str_codes
 from tomlib.services.base import SegmentResult
 from tomlib.services.processing_estimation import (
@@ -923,13 +929,11 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
 
     # the AC-based steps can only fill the rows still holding a cell without a value (few, once the
     # actual data and the register steps are in): worked out on those rows, cell for cell the same
-    open_rows = np.flatnonzero(np.isnan(energy).any(axis=1))
-    fill(ac_new[open_rows, None] * ratio[open_rows], _Q["E9"], open_rows)
+    # (each step fills AC x ratio in place on those rows and gives back the rows still open)
+    open_rows = fill_scaled_rows(energy, quality, nan_rows(energy), ac_new, ratio, _Q["E9"])
     default_ac = _kind_defaults(st, cfg)
-    open_rows = open_rows[np.isnan(energy[open_rows]).any(axis=1)]
-    fill(default_ac[open_rows, None] * ratio[open_rows], _Q["E7"], open_rows)
+    open_rows = fill_scaled_rows(energy, quality, open_rows, default_ac, ratio, _Q["E7"])
     dates, _ = cal.from_utc(times)
-    open_rows = open_rows[np.isnan(energy[open_rows]).any(axis=1)]
     flat = default_ac[open_rows, None] / DAYS_PER_YEAR / np.asarray(cal.periods_in_day(dates.to_numpy()))[None, :]
     fill(flat, _Q["E7"], open_rows)
 
