@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from pandas.errors import InvalidIndexError
 
 from tomlib import calendar as cal
@@ -688,8 +689,8 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
 
     # 13 digits (fullmatch \d{13}) with a correct check digit (mpan.is_valid), in one compiled pass
     valid = _kernel.valid_cores(mp)
-    if _text_column(reads["mpan"]):  # numpy text drops trailing NULs: the Arrow text is 13 characters too
-        valid &= (reads["mpan"].str.len().to_numpy() == 13)[order]
+    if _text_column(reads["mpan"]):  # numpy text drops trailing NULs: the Arrow text is 13 bytes too
+        valid &= (_byte_lengths(reads["mpan"]) == 13)[order]
     flag(~valid, "invalid_mpan", "mpan", mp)
     meters = metering.meters
     known, m_pos, r_pos = _known(metering, mp, mid, rid)
@@ -752,6 +753,15 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     if checks["accepted"] + checks["rejected"] != checks["in_records"]:
         raise AssertionError("screen_reads: accepted + rejected != in_records")
     return ScreenedReads(accepted=accepted, rejected=rejected, checks=checks)
+
+
+def _byte_lengths(column: pd.Series) -> np.ndarray:
+    """UTF-8 length [bytes] of each value of a "str" column, from its Arrow offsets (the character
+    count where the text is ASCII)."""
+    data = getattr(column.array, "_pa_array", None)
+    if data is None:
+        return column.str.encode("utf-8").str.len().to_numpy()
+    return np.asarray(pc.binary_length(data).to_numpy(zero_copy_only=False))
 
 
 def _text_column(column: pd.Series) -> bool:
