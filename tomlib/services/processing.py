@@ -495,6 +495,8 @@ def _narrowed(values: np.ndarray) -> np.ndarray:
     pandas column of them, without the round trip (the width is the last character position any
     value uses)."""
     points = values.view(np.uint32).reshape(values.size, -1)
+    if points.size and points[:, -1].all():  # every value uses the last position: the array's width
+        return values.copy()
     used = np.flatnonzero(points.any(axis=0))
     return values.astype(f"<U{max(int(used[-1]) + 1 if used.size else 0, 1)}")
 
