@@ -458,3 +458,30 @@ def test_standing_text_is_what_the_pandas_columns_convert_back_to(tiny, tiny_day
     narrowed = P._narrowed(np.array(["ab", "", "abcé"], dtype="<U9"))
     assert narrowed.dtype == np.dtype("<U4") and narrowed.tolist() == ["ab", "", "abcé"]
     assert P._narrowed(np.array(["", ""], dtype="<U3")).dtype == np.dtype("<U1")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 30), st.integers(1, 4), st.integers(1, 60), st.integers(0, 2**32 - 1))
+def test_register_activity_grid_equals_the_numpy_masks(n_reg, n_tpr, n_t, seed):
+    """The compiled activity grid is (tpr_active[codes] | single) & installed <= t < removed, cell for cell."""
+    from tomlib.services._processing_kernel import register_activity_grid
+
+    rng = np.random.default_rng(seed)
+    times = np.datetime64("2026-03-28T00:00", "ns") + np.arange(n_t) * np.timedelta64(30, "m")
+    tpr_active = rng.random((n_tpr, n_t)) < 0.5
+    codes = rng.integers(0, n_tpr, n_reg)
+    single = rng.random(n_reg) < 0.3
+    inst = times[0] + rng.integers(-5, n_t + 2, n_reg) * np.timedelta64(30, "m")
+    rem = inst + rng.integers(0, n_t, n_reg) * np.timedelta64(30, "m")
+    want = (tpr_active[codes] | single[:, None]) & (times[None, :] >= inst[:, None]) & (times[None, :] < rem[:, None])
+    assert np.array_equal(register_activity_grid(tpr_active, codes, single, inst, rem, times), want)
+
+
+def test_is_in_equals_numpy_isin():
+    """_is_in (the exchange reads of MPANs read by the DCC) is np.isin of the text, also for a table
+    holding an MPAN twice and for empty sides."""
+    values = pd.Series(["1000000000001", "1000000000002", "1000000000003", "x"], dtype="str")
+    for table in (np.array(["1000000000003", "1000000000001"]), np.array(["1000000000003", "1000000000003"]),
+                  np.array([], dtype="<U13")):
+        assert np.array_equal(P._is_in(values, table), np.isin(values.to_numpy(dtype=str), table))
+    assert P._is_in(values.iloc[:0], np.array(["1"])).shape == (0,)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tomlib import calendar as cal
 from tomlib.services import validation as v
@@ -142,3 +144,47 @@ def test_zero_runs_on_the_zero_cells_alone_as_on_every_cell():
         check = rng.random(n) < 0.8
         for min_run, share in ((2, 0.5), (4, 0.01), (3, 1.0)):
             assert np.array_equal(v.zero_runs(e, check, min_run, share), _zero_runs_by_labels(e, check, min_run, share))
+
+
+def _validate_hh_by_masks(e, max_energy, zero_run_rows, energised, min_zero_run, max_zero_share):
+    """validate_hh as the masked NumPy passes had it (before the compiled pass)."""
+    shape = e.shape
+    mx = np.broadcast_to(np.asarray(max_energy, float).reshape(shape[0], -1), shape)
+    on = None if energised is None else np.broadcast_to(np.asarray(energised, bool).reshape(shape[0], -1), shape)
+    has = np.isfinite(e)
+    reason = np.zeros(shape, dtype=np.uint8)
+
+    def flag(mask, why):
+        np.copyto(reason, np.uint8(CODE[why]), where=mask & has & (reason == 0))
+
+    with np.errstate(invalid="ignore"):
+        flag(e < 0, "negative_value")
+        flag(e > mx, "above_maximum")
+        if on is not None:
+            flag(~on & (e > 0), "de_energised")
+    clean = np.where(reason == 0, e, np.nan)
+    checked = np.broadcast_to(np.asarray(zero_run_rows, bool).reshape(shape[0], -1), shape)
+    if on is not None:
+        checked = checked & on
+    flag(v.zero_runs(clean, checked, min_zero_run, max_zero_share), "zero_run")
+    return reason
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 60), st.integers(0, 2**32 - 1), st.booleans(), st.booleans(),
+       st.integers(1, 6), st.sampled_from([0.0, 0.01, 0.2, 1.0]))
+def test_validate_hh_compiled_equals_the_masked_passes(n, t, seed, with_energised, per_cell, min_run, share):
+    rng = np.random.default_rng(seed)
+    e = rng.random((n, t))
+    e[rng.random((n, t)) < rng.random()] = 0.0
+    e[rng.random((n, t)) < 0.1] = np.nan
+    e[rng.random((n, t)) < 0.05] = -0.2
+    e[rng.random((n, t)) < 0.03] = np.inf
+    e[rng.random((n, t)) < 0.05] = 5.0
+    mx = rng.choice([0.9, 2.0, 10.0], size=(n, t) if per_cell else n)
+    rows = rng.random((n, t) if per_cell else n) < 0.8
+    on = (rng.random((n, t) if per_cell else n) < 0.9) if with_energised else None
+    got = v.validate_hh(e, max_energy=mx, zero_run_rows=rows, energised=on, min_zero_run=min_run,
+                        max_zero_share=share)
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, _validate_hh_by_masks(e, mx, rows, on, min_run, share))

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["fill_scaled_rows", "label_energy_sums", "masked_group_sums", "masked_row_sums", "nan_rows", "word_lookup"]
+__all__ = ["fill_scaled_rows", "hh_reasons", "label_energy_sums", "masked_group_sums", "masked_row_sums", "nan_rows",
+           "register_activity_grid", "word_lookup"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -548,3 +549,134 @@ def fill_scaled_rows(energy: np.ndarray, quality: np.ndarray, rows: np.ndarray, 
     n = _fill_scaled_rows(energy, quality, rows, np.ascontiguousarray(scale, dtype=np.float64),
                           np.ascontiguousarray(ratio, dtype=np.float64), np.uint8(code), still)
     return still[:n].copy()
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _zero_checked(energy, reason, energised, has_energised, checked, i, j):  # pragma: no cover - compiled
+    # a clean zero where the zero-run rule applies (checked, and energised)
+    return (reason[i, j] == 0 and energy[i, j] == 0 and checked[i, j]
+            and (not has_energised or energised[i, j]))
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _hh_reasons(energy, max_energy, energised, has_energised, checked, min_zero_run, max_zero_share,
+                reason):  # pragma: no cover - compiled; covered through hh_reasons
+    n_t = energy.shape[1]
+    for i in range(energy.shape[0]):
+        # the value rules, first failing rule first; the row's clean values and zeros counted on the way
+        n_values = 0
+        n_zero = 0
+        for j in range(n_t):
+            x = energy[i, j]
+            r = 0
+            if np.isfinite(x):  # a gap is never refused
+                if x < 0:
+                    r = 1
+                elif x > max_energy[i, j]:
+                    r = 2
+                elif has_energised and not energised[i, j] and x > 0:
+                    r = 3
+                else:
+                    n_values += 1
+                    if x == 0:
+                        n_zero += 1
+            reason[i, j] = r
+        if n_zero < min_zero_run:  # no run of the minimum length in this row
+            continue
+        # runs of clean zeros where the rule applies; a run ends at a non-zero, a gap, a refused
+        # value, an unchecked or de-energised cell or the row's end
+        j = 0
+        while j < n_t:
+            if _zero_checked(energy, reason, energised, has_energised, checked, i, j):
+                start = j
+                while j < n_t and _zero_checked(energy, reason, energised, has_energised, checked, i, j):
+                    j += 1
+                length = j - start
+                share = (n_zero - length) / max(n_values - length, 1)
+                if length >= min_zero_run and share < max_zero_share:
+                    for k in range(start, j):
+                        reason[i, k] = 4
+            else:
+                j += 1
+
+
+def hh_reasons(energy: np.ndarray, max_energy: np.ndarray, energised: np.ndarray | None, checked: np.ndarray,
+               min_zero_run: int, max_zero_share: float) -> np.ndarray:
+    """The HH rules of :mod:`tomlib.services.validation` in one pass per MPAN: reason code per cell
+    (0 valid or no value, 1 negative, 2 above the maximum, 3 consumption while de-energised, 4 zero
+    run), what ``validate_hh``'s masked NumPy passes and ``zero_runs`` give.
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (n_mpan, n_t)
+        HH values [kWh]; NaN = no value.
+    max_energy : ndarray of float64, broadcastable to (n_mpan, n_t)
+        Physical maximum [kWh], finite.
+    energised : ndarray of bool, broadcastable to (n_mpan, n_t), or None
+        None: energised everywhere.
+    checked : ndarray of bool, broadcastable to (n_mpan, n_t)
+        Where the zero-run rule applies (on energised cells only).
+    min_zero_run : int
+        Shortest suspicious run [periods].
+    max_zero_share : float
+        A run is suspicious only if the MPAN's share of zeros outside it is below this [-].
+
+    Returns
+    -------
+    ndarray of uint8, shape (n_mpan, n_t)
+    """
+    energy = np.asarray(energy, dtype=np.float64)
+    shape = energy.shape
+    reason = np.empty(shape, dtype=np.uint8)
+    has_energised = energised is not None
+    on = np.broadcast_to(np.asarray(energised if has_energised else True, dtype=np.bool_), shape)
+    _hh_reasons(energy, np.broadcast_to(np.asarray(max_energy, dtype=np.float64), shape), on, has_energised,
+                np.broadcast_to(np.asarray(checked, dtype=np.bool_), shape), np.int64(min_zero_run),
+                np.float64(max_zero_share), reason)
+    return reason
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _register_activity(tpr_active, tpr_codes, single, installed, removed, t, out):  # pragma: no cover - compiled
+    for r in range(out.shape[0]):
+        c = tpr_codes[r]
+        one = single[r]
+        lo = installed[r]
+        hi = removed[r]
+        for j in range(out.shape[1]):
+            out[r, j] = (one or tpr_active[c, j]) and t[j] >= lo and t[j] < hi
+
+
+def register_activity_grid(tpr_active: np.ndarray, tpr_codes: np.ndarray, single: np.ndarray,
+                           installed: np.ndarray, removed: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Periods each register records, in one pass: ``(tpr_active[tpr_codes] | single[:, None]) &
+    (times >= installed[:, None]) & (times < removed[:, None])`` without the register x period copies.
+
+    Parameters
+    ----------
+    tpr_active : ndarray of bool, shape (n_tpr, n_t)
+        Periods each distinct TPR is active.
+    tpr_codes : ndarray of int, shape (n_register,)
+        Each register's row of ``tpr_active``.
+    single : ndarray of bool, shape (n_register,)
+        The register is its meter's only one (it records every period).
+    installed, removed : ndarray of datetime64[ns], shape (n_register,)
+        The meter's installation and removal instants [UTC], not NaT.
+    times : ndarray of datetime64[ns], shape (n_t,)
+        Period starts [UTC], not NaT.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_register, n_t)
+    """
+    codes = np.ascontiguousarray(tpr_codes, dtype=np.int64).reshape(-1)
+    out = np.empty((codes.size, np.asarray(times).size), dtype=np.bool_)
+    if codes.size and out.shape[1]:
+        if codes.min() < 0 or codes.max() >= tpr_active.shape[0]:
+            raise ValueError("register_activity_grid: a TPR code outside tpr_active")
+        _register_activity(np.ascontiguousarray(tpr_active, dtype=np.bool_), codes,
+                           np.ascontiguousarray(single, dtype=np.bool_),
+                           np.asarray(installed, dtype="datetime64[ns]").view(np.int64),
+                           np.asarray(removed, dtype="datetime64[ns]").view(np.int64),
+                           np.asarray(times, dtype="datetime64[ns]").view(np.int64), out)
+    return out

@@ -88,6 +88,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pandas.errors import InvalidIndexError
 
 from tomlib import calendar as cal
 from tomlib import cube, reference
@@ -100,6 +101,7 @@ from tomlib.services._processing_kernel import (
     label_energy_sums,
     masked_row_sums,
     nan_rows,
+    register_activity_grid,
     word_lookup,
 )
 from tomlib.services._processing_keys import _codes, _packed_words, joint_codes, key_codes, lookup, str_codes
@@ -396,7 +398,7 @@ def smart_inputs(market, config=None) -> SmartInputs:
     mr = mr_mod.read_meters(market, mt, cfg.meter_reading)
     # DCC-enrolled meters: daily remote reads, plus the exchange reads of their meters
     ex = mt.exchange_reads
-    ex = ex[~np.isin(ex["mpan"].to_numpy(dtype=str), mt.read_mpans)]
+    ex = ex[~_is_in(ex["mpan"], mt.read_mpans)]
     cols = list(mt_mod.READ_COLUMNS)
     reads = pd.concat([mr.reads[cols], rt.register_reads[cols], ex[cols]], ignore_index=True)
     # Screening without as_of then keeping the reads available by as_of gives what screening at as_of
@@ -406,13 +408,15 @@ def smart_inputs(market, config=None) -> SmartInputs:
     meter_rows = mt.register_meter_rows()
     registers = _registers(mt, meter_rows)
     seg = market.meters["market_segment"].to_numpy().astype(str)
-    mpans = market.meters["mpan"].to_numpy().astype(str, copy=False)[seg == "S"]
+    mpans = mt_mod._market_mpans(market.meters)[seg == "S"]  # (from the index's Arrow buffers)
     times = pd.DatetimeIndex(market.meters["time"].to_numpy())
     days = pd.DatetimeIndex(np.unique(cal.from_utc(times)[0]))
     comms = _comms_grid(rt, mt.dcc_mpans, mpans, days)
-    # distinct instants by hashing (np.unique would sort every MPAN-day's instant), then sorted
+    # distinct instants by hashing (np.unique would sort every MPAN-day's instant), then sorted; the
+    # HH values of an MPAN-day arrive at its day's instant (the HH available_at spreads the day
+    # table's over the day's periods), so the day table's instants are the HH's, 48 times fewer
     arrivals = np.sort(pd.unique(np.concatenate([
-        np.asarray(rt.hh["available_at"].values, dtype="datetime64[ns]").ravel(),
+        rt.days["available_at"].to_numpy(dtype="datetime64[ns]"),
         rt.duplicates["available_at"].to_numpy(dtype="datetime64[ns]"),
         reads["available_at"].to_numpy(dtype="datetime64[ns]")])))
     out = SmartInputs(metering=mt, retrieval=rt, meter_reading=mr, screened=screened, registers=registers,
@@ -422,6 +426,17 @@ def smart_inputs(market, config=None) -> SmartInputs:
         del _CACHE[k]
     _CACHE[key] = (weakref.ref(market), out)
     return out
+
+
+def _is_in(values: pd.Series, table: np.ndarray) -> np.ndarray:
+    """``np.isin(values.to_numpy(dtype=str), table)``: by the compiled hash join of :func:`lookup`
+    (no sort of the table's text), or by ``np.isin`` when the table holds a key twice."""
+    if not len(values) or not table.size:
+        return np.zeros(len(values), dtype=bool)
+    try:
+        return lookup([table], [values]) >= 0
+    except InvalidIndexError:
+        return np.isin(values.to_numpy(dtype=str), table)
 
 
 def _registers(mt: mt_mod.Metering, meter_rows: np.ndarray) -> pd.DataFrame:
@@ -649,8 +664,7 @@ def register_activity(registers: pd.DataFrame, times, meter_rows: np.ndarray | N
     if (tpr_codes < 0).any():  # a missing TPR: coded as its text, as before
         tprs, tpr_codes = np.unique(registers["tpr"].to_numpy(dtype=str), return_inverse=True)
     tprs = np.asarray(tprs, dtype=str)
-    active = (mt_mod.tpr_active(tprs, times)[tpr_codes.reshape(-1)] if tprs.size
-              else np.zeros((0, len(times)), dtype=bool))
+    tpr_on = mt_mod.tpr_active(tprs, times) if tprs.size else np.zeros((0, len(times)), dtype=bool)
     if meter_rows is not None and len(meter_rows) == len(registers) and (meter_rows >= 0).all():
         single = np.bincount(meter_rows)[meter_rows] == 1
     else:  # registers of the same (mpan, meter): integer-coded pairs counted
@@ -659,13 +673,16 @@ def register_activity(registers: pd.DataFrame, times, meter_rows: np.ndarray | N
             [registers["mpan"].to_numpy(dtype=str), registers["meter_id"].to_numpy(dtype=str)], [none, none])
         _, pair, count = np.unique(meter_code, return_inverse=True, return_counts=True)
         single = count[pair.reshape(-1)] == 1
-    active = active | single[:, None]
     t = times.to_numpy()
     inst = registers["installed_at"].to_numpy(dtype="datetime64[ns]")
     rem = registers["removed_at"].to_numpy(dtype="datetime64[ns]")
     inst = np.where(np.isnat(inst), np.datetime64("1677-09-22", "ns"), inst)
     rem = np.where(np.isnat(rem), np.datetime64("2262-01-01", "ns"), rem)
-    return active & (t[None, :] >= inst[:, None]) & (t[None, :] < rem[:, None])
+    if np.isnat(t).any():  # (no period starts at NaT; kept as NumPy compares it)
+        active = tpr_on[tpr_codes.reshape(-1)] | single[:, None]
+        return active & (t[None, :] >= inst[:, None]) & (t[None, :] < rem[:, None])
+    # TPR, single register and meter dates in one compiled pass (no register x period copies)
+    return register_activity_grid(tpr_on, tpr_codes, single, inst, rem, t)
 
 
 @dataclass

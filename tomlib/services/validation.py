@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tomlib.services._processing_kernel import hh_reasons
 from tomlib.services._processing_keys import str_codes
 from tomlib.services.base import REJECTED_COLUMNS
 
@@ -216,24 +217,11 @@ def validate_hh(energy: np.ndarray, *, max_energy, zero_run_rows=True, energised
     if not np.isfinite(np.asarray(max_energy, dtype=float)).all():  # (its values, not broadcast per cell)
         raise ValueError("validate_hh: max_energy must be finite for every MPAN [kWh]")
     on = None if energised is None else _rows(energised, e.shape, bool, "validate_hh: energised")
-    has = np.isfinite(e)
-    reason = np.zeros(e.shape, dtype=np.uint8)
-
-    def flag(mask: np.ndarray, why: str) -> None:
-        np.copyto(reason, np.uint8(_CODE[why]), where=mask & has & (reason == 0))
-
-    with np.errstate(invalid="ignore"):
-        flag(e < 0, "negative_value")
-        flag(e > mx, "above_maximum")
-        if on is not None:  # (energised everywhere by default: nothing to refuse)
-            flag(~on & (e > 0), "de_energised")
-    # values already refused do not count as data of the MPAN in the zero-run statistics
-    clean = np.where(reason == 0, e, np.nan)
     checked = _rows(zero_run_rows, e.shape, bool, "validate_hh: zero_run_rows")
-    if on is not None:
-        checked = checked & on
-    flag(zero_runs(clean, checked, min_zero_run, max_zero_share), "zero_run")
-    return reason
+    # one compiled pass per MPAN: the value rules in order, then the zero runs of the values left
+    # (values already refused do not count as data of the MPAN in the zero-run statistics), as
+    # :func:`zero_runs` of those values on the checked, energised cells finds them
+    return hh_reasons(e, mx, on, checked, int(min_zero_run), float(max_zero_share))
 
 
 def screen_duplicates(duplicates: pd.DataFrame, grid_value, keep: str = "first") -> tuple[np.ndarray, np.ndarray]:
