@@ -485,3 +485,42 @@ def test_is_in_equals_numpy_isin():
                   np.array([], dtype="<U13")):
         assert np.array_equal(P._is_in(values, table), np.isin(values.to_numpy(dtype=str), table))
     assert P._is_in(values.iloc[:0], np.array(["1"])).shape == (0,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 12), st.integers(0, 12), st.integers(1, 20), st.integers(0, 2**32 - 1))
+def test_visible_grid_equals_the_masked_scatter(n_rows, n_extra, n_t, seed):
+    """visible_grid is retrieval.visible's masked values (xarray where) scattered into a NaN grid."""
+    from tomlib.services._processing_kernel import visible_grid
+
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(n_rows + n_extra)[:n_rows]
+    energy = rng.random((n_rows, n_t + 2))
+    energy[rng.random(energy.shape) < 0.1] = np.nan
+    t0 = np.datetime64("2026-03-28T00:00", "ns")
+    avail = t0 + rng.integers(0, 10, energy.shape) * np.timedelta64(1, "h")
+    avail[rng.random(energy.shape) < 0.2] = np.datetime64("NaT")
+    as_of = t0 + np.timedelta64(5, "h")
+    masked = xr.DataArray(energy).where(xr.DataArray(avail) <= as_of).to_numpy()
+    want = np.full((n_rows + n_extra, n_t), np.nan)
+    want[rows] = masked[:, :n_t]
+    got = visible_grid(energy, avail, rows, n_rows + n_extra, n_t, as_of)
+    assert np.array_equal(got, want, equal_nan=True)
+    if n_rows:
+        assert visible_grid(energy[[0, 0]], avail[[0, 0]], [0, 0], n_rows + n_extra, n_t, as_of) is None
+        assert visible_grid(energy[:1], avail[:1], [-1], n_rows + n_extra, n_t, as_of) is None
+
+
+def test_smart_data_hh_is_the_visible_retrieval_on_the_grid(tiny):
+    """smart_data's HH grid and duplicates are retrieval.visible's, scattered by MPAN (the formulation
+    the compiled pass replaced)."""
+    inp = P.smart_inputs(tiny, FAULTY)
+    for as_of in np.unique(inp.arrivals)[[0, len(inp.arrivals) // 2, -1]]:
+        data, _, _ = P.smart_data(tiny, as_of, FAULTY)
+        hh_vis, dups, _ = rt_mod.visible(inp.retrieval, as_of)
+        want = np.full(data.hh.shape, np.nan)
+        want[P.lookup([data.mpans], [hh_vis["mpan"].to_numpy().astype(str)])] = \
+            hh_vis["energy"].to_numpy()[:, :data.hh.shape[1]]
+        assert np.array_equal(data.hh, want, equal_nan=True)
+        pd.testing.assert_frame_equal(data.duplicates.reset_index(drop=True),
+                                      dups[dups["time"] < data.times[-1] + cal.PERIOD].reset_index(drop=True))

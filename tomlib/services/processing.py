@@ -102,6 +102,7 @@ from tomlib.services._processing_kernel import (
     masked_row_sums,
     nan_rows,
     register_activity_grid,
+    visible_grid,
     word_lookup,
 )
 from tomlib.services._processing_keys import _codes, _packed_words, joint_codes, key_codes, lookup, str_codes
@@ -370,6 +371,8 @@ class SmartInputs:
     active: np.ndarray  # register_activity over the market's whole time axis
     comms: np.ndarray  # (smart MPAN, settlement day): the day's retrieval fell in a comms failure
     arrivals: np.ndarray  # sorted distinct available_at of every record: what is visible changes only there
+    mpans: np.ndarray  # the market's smart MPANs, in its order (the rows of SmartData)
+    hh_rows: np.ndarray  # row of mpans of each MPAN of the retrieval's HH dataset
 
 
 _CACHE: dict[tuple, tuple[weakref.ref, SmartInputs]] = {}
@@ -411,7 +414,10 @@ def smart_inputs(market, config=None) -> SmartInputs:
     mpans = mt_mod._market_mpans(market.meters)[seg == "S"]  # (from the index's Arrow buffers)
     times = pd.DatetimeIndex(market.meters["time"].to_numpy())
     days = pd.DatetimeIndex(np.unique(cal.from_utc(times)[0]))
-    comms = _comms_grid(rt, mt.dcc_mpans, mpans, days)
+    hh_mpans = _index_text(rt.hh, "mpan")
+    hh_rows = lookup([mpans], [hh_mpans])
+    # (the retrieval's day table and HH dataset run over the same DCC MPANs: one lookup serves both)
+    comms = _comms_grid(rt, mt.dcc_mpans, mpans, days, hh_rows if np.array_equal(hh_mpans, mt.dcc_mpans) else None)
     # distinct instants by hashing (np.unique would sort every MPAN-day's instant), then sorted; the
     # HH values of an MPAN-day arrive at its day's instant (the HH available_at spreads the day
     # table's over the day's periods), so the day table's instants are the HH's, 48 times fewer
@@ -421,7 +427,7 @@ def smart_inputs(market, config=None) -> SmartInputs:
         reads["available_at"].to_numpy(dtype="datetime64[ns]")])))
     out = SmartInputs(metering=mt, retrieval=rt, meter_reading=mr, screened=screened, registers=registers,
                       active=register_activity(registers, times, meter_rows=meter_rows), comms=comms,
-                      arrivals=arrivals[~np.isnat(arrivals)])
+                      arrivals=arrivals[~np.isnat(arrivals)], mpans=mpans, hh_rows=hh_rows)
     for k in [k for k, v in _CACHE.items() if v[0]() is None or len(_CACHE) >= 4]:
         del _CACHE[k]
     _CACHE[key] = (weakref.ref(market), out)
@@ -459,16 +465,17 @@ def _registers(mt: mt_mod.Metering, meter_rows: np.ndarray) -> pd.DataFrame:
 
 
 def _comms_grid(rt: rt_mod.Retrieval, dcc_mpans: np.ndarray, mpans: np.ndarray,
-                days: pd.DatetimeIndex) -> np.ndarray:
+                days: pd.DatetimeIndex, dcc_rows: np.ndarray | None = None) -> np.ndarray:
     """(MPAN of ``mpans``, day of ``days``) whose day's retrieval fell in a comms failure (False where
     the MPAN is not retrieved): the retrieval's day table is DCC-MPAN-major, day-minor (``dcc_mpans``
-    x its days), so its comms flags are reshaped and scattered by MPAN rather than pivoted."""
+    x its days), so its comms flags are reshaped and scattered by MPAN rather than pivoted.
+    ``dcc_rows``: ``lookup([mpans], [dcc_mpans])`` if already known."""
     table = rt.days
     n_dcc, n_days = len(dcc_mpans), len(days)
     if len(table) == n_dcc * n_days and n_dcc and (
             table["settlement_date"].to_numpy(dtype="datetime64[ns]")[:n_days] == days.to_numpy()).all():
         grid = np.zeros((mpans.size, n_days), dtype=bool)
-        pos = lookup([mpans], [dcc_mpans])
+        pos = lookup([mpans], [dcc_mpans]) if dcc_rows is None else dcc_rows
         into = pos >= 0
         grid[pos[into]] = table["comms_failure"].to_numpy(dtype=bool).reshape(n_dcc, n_days)[into]
         return grid
@@ -611,10 +618,16 @@ def smart_data(market, as_of, config=None, until=None) -> tuple[SmartData, pd.Da
     ds = meters.drop_vars(list(meters.data_vars)).isel(mpan=sel, time=slice(0, n_keep))
     mpans = _index_text(ds, "mpan")
     times = all_times[:n_keep]
-    hh_vis, dups, _ = rt_mod.visible(inp.retrieval, t_as_of)
-    rows = lookup([mpans], [_index_text(hh_vis, "mpan")])
-    hh = np.full((mpans.size, n_keep), np.nan)
-    hh[rows] = hh_vis["energy"].to_numpy()[:, :n_keep]
+    # what rt_mod.visible shows at as_of, the HH values masked by their arrival and scattered onto the
+    # grid of smart MPANs in one compiled pass (no masked copy of the retrieval's values)
+    ret = inp.retrieval
+    dups = ret.duplicates[ret.duplicates["available_at"].to_numpy() <= t_as_of].reset_index(drop=True)
+    rows = inp.hh_rows if np.array_equal(mpans, inp.mpans) else lookup([mpans], [_index_text(ret.hh, "mpan")])
+    hh = visible_grid(ret.hh["energy"].to_numpy(), ret.hh["available_at"].to_numpy(), rows, mpans.size, n_keep,
+                      t_as_of)
+    if hh is None:  # an HH MPAN twice or off the grid: scattered as NumPy does
+        hh = np.full((mpans.size, n_keep), np.nan)
+        hh[rows] = rt_mod.visible(ret, t_as_of)[0]["energy"].to_numpy()[:, :n_keep]
     dups = dups[dups["time"].to_numpy(dtype="datetime64[ns]") < (times[-1] + cal.PERIOD).to_datetime64()]
     dcc = np.zeros(mpans.size, dtype=bool)
     dcc[rows] = True
