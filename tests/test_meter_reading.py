@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import hand_market
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from pandas.errors import InvalidIndexError
 
 from tomlib import calendar as cal
+from tomlib.services import _smart_inputs_kernel as kernel
 from tomlib.services import meter_reading as mr
 from tomlib.services import metering as me
 
@@ -380,3 +382,89 @@ def test_out_of_order_integer_keys_equal_pandas_groups():
     at, av = reads["read_at"].to_numpy(), reads["available_at"].to_numpy()
     want = [bool(((key == key[i]).to_numpy() & (at > at[i]) & (av < av[i])).any()) for i in range(n)]
     assert fast.tolist() == want
+
+
+_IDS = st.sampled_from(["1000000000001", "1000000000002", "100000000002", "2", "A12B 34567", "21P0123456", "Zé 1",
+                        "01", "02", "1"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_IDS, max_size=8), st.lists(_IDS, max_size=8))
+def test_rows_in_is_isin(table, query):
+    table, query = np.array(table, dtype=str), np.array(query, dtype=str)
+    assert kernel.rows_in(table, query).tolist() == np.isin(query, table).tolist()
+
+
+def _reference_known(meters: pd.DataFrame, reg: pd.DataFrame, mp, mid, rid):
+    """The pandas formulation: membership and reindexing on the text keys."""
+    known = np.isin(mp, meters["mpan"].to_numpy(dtype=str))
+    m_idx = pd.MultiIndex.from_arrays([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)])
+    r_idx = pd.MultiIndex.from_arrays([reg[c].to_numpy(dtype=str) for c in ("mpan", "meter_id", "register_id")])
+    if not m_idx.is_unique or not r_idx.is_unique:
+        return None
+    return (known, m_idx.get_indexer(pd.MultiIndex.from_arrays([mp, mid])),
+            r_idx.get_indexer(pd.MultiIndex.from_arrays([mp, mid, rid])))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_read_rows_equals_text_reindexing(data):
+    """The compiled join of reads to meters and registers against pandas' reindexing on text keys,
+    with keys of other widths, unknown values, registers without a meter and repeated keys."""
+    mpans = st.sampled_from(["1000000000001", "1000000000002", "1000000000003", "100000000003"])
+    ids = st.sampled_from(["A12B 34567", "21P0123456", "X", "Zé 1"])
+    rids = st.sampled_from(["01", "02", "1"])
+    m_rows = data.draw(st.lists(st.tuples(mpans, ids), max_size=6))
+    r_rows = data.draw(st.lists(st.tuples(mpans, ids, rids), max_size=8))
+    q_rows = data.draw(st.lists(st.tuples(mpans, ids, rids), min_size=1, max_size=10))
+    meters = pd.DataFrame(m_rows, columns=["mpan", "meter_id"], dtype=str)
+    reg = pd.DataFrame(r_rows, columns=["mpan", "meter_id", "register_id"], dtype=str)
+    mp, mid, rid = (np.array([q[k] for q in q_rows], dtype=str) for k in range(3))
+    distinct, codes = np.unique(np.concatenate([meters["mpan"].to_numpy(dtype=str), reg["mpan"].to_numpy(dtype=str)]),
+                                return_inverse=True)
+    codes = codes.reshape(-1)
+    m_idx = pd.MultiIndex.from_arrays([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)])
+    m_of_reg = (m_idx.get_indexer(pd.MultiIndex.from_arrays([reg["mpan"].to_numpy(dtype=str),
+                                                             reg["meter_id"].to_numpy(dtype=str)]))
+                if m_idx.is_unique else np.full(len(reg), -1))
+    got = kernel.read_rows(distinct, codes[: len(meters)], meters["meter_id"].to_numpy(dtype=str), codes[len(meters):],
+                           m_of_reg, reg["meter_id"].to_numpy(dtype=str), reg["register_id"].to_numpy(dtype=str),
+                           mp, mid, rid)
+    want = _reference_known(meters, reg, mp, mid, rid)
+    if want is None:
+        assert isinstance(got, int) and got in (1, 2)
+        return
+    assert not isinstance(got, int)
+    for g, w in zip(got, want, strict=True):
+        assert g.tolist() == w.tolist()
+
+
+def test_screening_refuses_tables_with_a_key_twice(fortnight):
+    market, m = fortnight
+    reads = mr.read_meters(market, m).reads
+    twice = me.Metering(**{f: getattr(m, f) for f in ("meters", "exchanges", "exchange_reads", "cumulative", "config",
+                                                     "seed", "attrs")},
+                        registers=pd.concat([m.registers, m.registers.iloc[[0]]], ignore_index=True))
+    with pytest.raises(InvalidIndexError):
+        mr.screen_reads(reads, twice)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_repeats_equal_the_lexsort_formulation(data):
+    n = data.draw(st.integers(0, 30))
+    group = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=np.int64)
+    at = np.datetime64("2026-01-01", "ns") + np.array(
+        data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=np.int64) * np.timedelta64(1800, "s")
+    value = np.array(data.draw(st.lists(st.sampled_from([1.0, 2.0, np.nan]), min_size=n, max_size=n)), dtype=float)
+    cand = np.flatnonzero(np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool))
+    repeat, same = kernel.repeats(cand, group, at, value, 4)
+    by_key = cand[np.lexsort((at[cand], group[cand]))]
+    start = np.r_[True, (group[by_key][1:] != group[by_key][:-1]) | (at[by_key][1:] != at[by_key][:-1])][: by_key.size]
+    first = by_key[np.flatnonzero(start)[np.cumsum(start) - 1]]
+    want_repeat = np.zeros(n, dtype=bool)
+    want_repeat[by_key] = ~start
+    want_same = np.zeros(n, dtype=bool)
+    want_same[by_key] = value[first] == value[by_key]
+    assert repeat.tolist() == want_repeat.tolist()
+    assert same.tolist() == want_same.tolist()

@@ -20,8 +20,8 @@ import numpy as np
 
 from tomlib import _text
 
-__all__ = ["delivered_hh", "digit_points", "energy_flags", "grouped_order", "in_service", "int_keys",
-           "register_values", "slot_cumulative", "valid_cores"]
+__all__ = ["delivered_hh", "digit_points", "energy_flags", "grouped_order", "in_service", "int_keys", "read_rows",
+           "register_values", "repeats", "rows_in", "slot_cumulative", "valid_cores"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -430,3 +430,315 @@ def in_service(codes: np.ndarray, reg_count: np.ndarray, reg_start: np.ndarray, 
                     np.ascontiguousarray(removed, dtype="datetime64[ns]").view(np.int64),
                     np.ascontiguousarray(at, dtype="datetime64[ns]").view(np.int64), nat, far, e_out, r_out) if total else 0
     return e_out[:k], r_out[:k]
+
+
+# ------------------------------------------------------------------------------------------ text joins
+# Text as rows of code points (numpy ``<U`` viewed as uint32, zero-padded: equal rows, equal text).
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _point_hash(points, i):  # pragma: no cover - compiled; covered through read_rows / rows_in
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for k in range(points.shape[1]):
+        h = (h ^ np.uint64(points[i, k])) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(29)
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _same_points(a, i, b, j):  # pragma: no cover - compiled
+    for k in range(a.shape[1]):
+        if a[i, k] != b[j, k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _point_table(points):  # pragma: no cover - compiled
+    size = 16
+    while size < 2 * points.shape[0]:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)  # open addressing, linear probing: row or -1
+    mask = np.uint64(size - 1)
+    for i in range(points.shape[0]):
+        s = _point_hash(points, i) & mask
+        while True:
+            r = table[s]
+            if r < 0:
+                table[s] = i
+                break
+            if _same_points(points, r, points, i):
+                break  # the first row keeps the key
+            s = (s + np.uint64(1)) & mask
+    return table
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _point_find(table, points, query, j):  # pragma: no cover - compiled
+    mask = np.uint64(table.size - 1)
+    s = _point_hash(query, j) & mask
+    while True:
+        r = table[s]
+        if r < 0 or _same_points(points, r, query, j):
+            return r
+        s = (s + np.uint64(1)) & mask
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _rows_in(table_points, query_points, out):  # pragma: no cover - compiled; covered through rows_in
+    table = _point_table(query_points)
+    for i in range(table_points.shape[0]):
+        q = _point_find(table, query_points, table_points, i)
+        if q >= 0:
+            out[q] = True
+    for j in range(query_points.shape[0]):  # a query row repeated: the first holds the key in the table
+        if not out[j]:
+            q = _point_find(table, query_points, query_points, j)
+            out[j] = out[q]
+
+
+def _points(text: np.ndarray, width: int) -> np.ndarray:
+    """Code points of numpy text as zero-padded rows of ``width`` (>= its own width) uint32."""
+    text = np.ascontiguousarray(text)
+    if text.dtype.itemsize // 4 != width:
+        text = text.astype(f"<U{width}")
+    return text.view(np.uint32).reshape(text.size, width)
+
+
+def _width(*texts: np.ndarray) -> int:
+    return max([t.dtype.itemsize // 4 for t in texts] + [1])
+
+
+def rows_in(table: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Whether each value of ``query`` is a value of ``table`` (numpy text): ``np.isin(query, table)`` by
+    one scan of ``table`` against a hash table of the (few) queries, instead of sorting both.
+
+    Parameters
+    ----------
+    table, query : ndarray of numpy text (``<U``)
+
+    Returns
+    -------
+    ndarray of bool, shape query.shape
+    """
+    table, query = np.asarray(table).ravel(), np.asarray(query).ravel()
+    if table.dtype.kind != "U" or query.dtype.kind != "U":
+        raise TypeError("rows_in: give numpy text arrays")
+    out = np.zeros(query.size, dtype=np.bool_)
+    if table.size and query.size:
+        w = _width(table, query)
+        _rows_in(_points(table, w), _points(query, w), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _point_search(points, query, j):  # pragma: no cover - compiled
+    # row of sorted ``points`` equal to ``query[j]``, -1 where none (rows compare as numpy text does:
+    # code point by code point, the zero padding first)
+    lo, hi = 0, points.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        cmp = 0
+        for k in range(points.shape[1]):
+            a, b = points[mid, k], query[j, k]
+            if a != b:
+                cmp = -1 if a < b else 1
+                break
+        if cmp == 0:
+            return mid
+        if cmp < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _read_rows(mpans, meter_count, meter_start, meter_order, meter_ids, reg_count, reg_start, reg_order, m_of_reg,
+               reg_meter_ids, register_ids, q_mpan, q_meter, q_register, known, m_pos, r_pos):  # pragma: no cover
+    # the tables' keys must be unique: (mpan, meter_id) among meters, (mpan, meter_id, register_id)
+    # among registers (a few rows per MPAN: compared pairwise)
+    for c in range(meter_count.size):
+        a0 = meter_start[c]
+        for a in range(a0, a0 + meter_count[c]):
+            for b in range(a0, a):
+                if _same_points(meter_ids, meter_order[a], meter_ids, meter_order[b]):
+                    return 1
+    for c in range(reg_count.size):
+        a0 = reg_start[c]
+        for a in range(a0, a0 + reg_count[c]):
+            ra = reg_order[a]
+            for b in range(a0, a):
+                rb = reg_order[b]
+                if not _same_points(register_ids, ra, register_ids, rb):
+                    continue
+                if m_of_reg[ra] >= 0 and m_of_reg[rb] >= 0:
+                    if m_of_reg[ra] == m_of_reg[rb]:
+                        return 2
+                elif _same_points(reg_meter_ids, ra, reg_meter_ids, rb):
+                    return 2
+    c = -1
+    for i in range(q_mpan.shape[0]):
+        # reads often run in MPAN order (a day's remote reads, a meter's registers): the last read's
+        # MPAN and the next one are tried before a binary search of the sorted MPANs (no hash table
+        # to build: at a block's size its random writes cost more than the searches)
+        if c >= 0 and _same_points(mpans, c, q_mpan, i):
+            pass
+        elif c >= 0 and c + 1 < mpans.shape[0] and _same_points(mpans, c + 1, q_mpan, i):
+            c += 1
+        else:
+            c = _point_search(mpans, q_mpan, i)
+        known[i] = False
+        m_pos[i] = -1
+        r_pos[i] = -1
+        if c < 0:
+            continue
+        known[i] = meter_count[c] > 0
+        m = -1
+        for a in range(meter_start[c], meter_start[c] + meter_count[c]):
+            if _same_points(meter_ids, meter_order[a], q_meter, i):
+                m = meter_order[a]
+                break
+        m_pos[i] = m
+        for a in range(reg_start[c], reg_start[c] + reg_count[c]):
+            r = reg_order[a]
+            if not _same_points(register_ids, r, q_register, i):
+                continue
+            if m_of_reg[r] >= 0:
+                hit = m >= 0 and m_of_reg[r] == m
+            else:
+                hit = _same_points(reg_meter_ids, r, q_meter, i)
+            if hit:
+                r_pos[i] = r
+                break
+    return 0
+
+
+def read_rows(mpans: np.ndarray, meter_mpan: np.ndarray, meter_ids: np.ndarray, reg_mpan: np.ndarray,
+              m_of_reg: np.ndarray, reg_meter_ids, register_ids: np.ndarray, q_mpan: np.ndarray,
+              q_meter: np.ndarray, q_register: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | int:
+    """Rows of the meters and registers tables that reads name, in one compiled pass: a hash probe of
+    each read's MPAN, then a look through that MPAN's few meters and registers.
+
+    Parameters
+    ----------
+    mpans : ndarray of numpy text
+        Distinct MPANs of the tables, sorted (code = position).
+    meter_mpan, reg_mpan : ndarray of int
+        MPAN code of each meter and of each register (within ``0..mpans.size - 1``).
+    meter_ids : ndarray of numpy text
+        Each meter's id.
+    m_of_reg : ndarray of int
+        Meter row of each register (its (mpan, meter_id)), -1 where none.
+    reg_meter_ids : ndarray of numpy text or None
+        Each register's meter id; needed only where ``m_of_reg`` is -1 (None when it never is).
+    register_ids : ndarray of numpy text
+        Each register's id.
+    q_mpan, q_meter, q_register : ndarray of numpy text
+        The reads' MPAN, meter id and register id.
+
+    Returns
+    -------
+    (known, m_pos, r_pos) or int
+        Whether each read's MPAN has a meter, the meter row of its (mpan, meter_id) and the register
+        row of its (mpan, meter_id, register_id), -1 = none; or 1 (2) when the meters (registers)
+        hold a key twice.
+    """
+    n = q_mpan.size
+    known = np.zeros(n, dtype=np.bool_)
+    m_pos = np.full(n, -1, dtype=np.int64)
+    r_pos = np.full(n, -1, dtype=np.int64)
+    meter_mpan = np.ascontiguousarray(meter_mpan, dtype=np.int64)
+    reg_mpan = np.ascontiguousarray(reg_mpan, dtype=np.int64)
+    meter_count = np.bincount(meter_mpan, minlength=mpans.size).astype(np.int64)
+    meter_start = np.cumsum(meter_count) - meter_count
+    reg_count = np.bincount(reg_mpan, minlength=mpans.size).astype(np.int64)
+    reg_start = np.cumsum(reg_count) - reg_count
+    w_m, w_i, w_r = _width(mpans, q_mpan), _width(meter_ids, q_meter), _width(register_ids, q_register)
+    if reg_meter_ids is None:
+        reg_meter_points = np.zeros((0, w_i), dtype=np.uint32)
+    else:
+        w_i = max(w_i, _width(reg_meter_ids))
+        reg_meter_points = _points(reg_meter_ids, w_i)
+    status = _read_rows(_points(mpans, w_m), meter_count, meter_start, grouped_order(meter_mpan, meter_start),
+                        _points(meter_ids, w_i), reg_count, reg_start, grouped_order(reg_mpan, reg_start),
+                        np.ascontiguousarray(m_of_reg, dtype=np.int64), reg_meter_points,
+                        _points(register_ids, w_r), _points(q_mpan, w_m), _points(q_meter, w_i),
+                        _points(q_register, w_r), known, m_pos, r_pos)
+    return int(status) if status else (known, m_pos, r_pos)
+
+
+# ------------------------------------------------------------------------------------------ screening
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _repeats(cand, group, at, value, n_groups, repeat, same):  # pragma: no cover - compiled; covered through repeats
+    count = np.zeros(n_groups + 1, dtype=np.int64)
+    for k in range(cand.size):
+        count[group[cand[k]] + 1] += 1
+    for g in range(n_groups):
+        count[g + 1] += count[g]
+    order = np.empty(cand.size, dtype=np.int64)
+    fill = count[:-1].copy()
+    for k in range(cand.size):  # by group, in the candidates' order
+        g = group[cand[k]]
+        order[fill[g]] = cand[k]
+        fill[g] += 1
+    for g in range(n_groups):
+        lo, hi = count[g], count[g + 1]
+        for k in range(lo + 1, hi):  # then by instant, stable (a group holds a few rows)
+            x = order[k]
+            j = k
+            while j > lo and at[order[j - 1]] > at[x]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = x
+        first = -1
+        for k in range(lo, hi):
+            x = order[k]
+            if k == lo or at[x] != at[order[k - 1]]:
+                first = x
+            else:
+                repeat[x] = True
+            same[x] = value[first] == value[x]
+
+
+def repeats(cand: np.ndarray, group: np.ndarray, at: np.ndarray, value: np.ndarray,
+            n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeats among rows: a candidate row whose (group, instant) an earlier candidate already had.
+
+    The rows ordered by ``np.lexsort((at[cand], group[cand]))`` (by group, instant, then their order in
+    ``cand``), by counting the groups and a stable insertion sort of each group's few rows.
+
+    Parameters
+    ----------
+    cand : ndarray of int
+        Candidate rows, in order (the earlier wins).
+    group : ndarray of int
+        Group of each row (within ``0..n_groups - 1`` for the candidates).
+    at : ndarray of datetime64[ns]
+        Instant of each row (not NaT for the candidates).
+    value : ndarray of float64
+        Value of each row.
+    n_groups : int
+
+    Returns
+    -------
+    repeat : ndarray of bool
+        Candidates that are not the first of their (group, instant).
+    same : ndarray of bool
+        Candidates whose value equals that first's (``==``: NaN never does).
+    """
+    n = group.size
+    repeat = np.zeros(n, dtype=np.bool_)
+    same = np.zeros(n, dtype=np.bool_)
+    if cand.size:
+        _repeats(np.ascontiguousarray(cand, dtype=np.int64), np.ascontiguousarray(group, dtype=np.int64),
+                 np.ascontiguousarray(at, dtype="datetime64[ns]").view(np.int64),
+                 np.ascontiguousarray(value, dtype=np.float64), int(n_groups), repeat, same)
+    return repeat, same

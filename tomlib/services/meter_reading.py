@@ -50,7 +50,7 @@ from tomlib._text import label_text as _labels
 from tomlib._text import numpy_text as _unicode
 from tomlib._text import take_text as _take_text
 from tomlib.services import _smart_inputs_kernel as _kernel
-from tomlib.services._processing_keys import joint_codes, lookup
+from tomlib.services._processing_keys import joint_codes
 from tomlib.services._smart_inputs_kernel import int_keys as _int_keys
 from tomlib.services.metering import (
     READ_COLUMNS,
@@ -505,16 +505,15 @@ def _arrival_sorted(reads: pd.DataFrame) -> tuple[pd.DataFrame, list[np.ndarray]
 def _mistype_mpans(cores: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Change digit 7 of each core (+1 mod 10), then further digits until none is a known MPAN."""
     out = cores.copy()
-    known_set = set(known.tolist())
-    for i, core in enumerate(out):
-        pos = 6
-        s = core
-        while True:
-            s = s[:pos] + str((int(s[pos]) + 1) % 10) + s[pos + 1 :]
-            if s not in known_set:
-                break
-            pos = (pos + 1) % 12
-        out[i] = s
+    pos = np.full(out.size, 6)
+    todo = np.arange(out.size)
+    while todo.size:  # one round per digit changed (almost always one): the known MPANs scanned once a round
+        for i in todo:  # a few cores
+            s, p = str(out[i]), int(pos[i])
+            out[i] = s[:p] + str((int(s[p]) + 1) % 10) + s[p + 1 :]
+        clash = todo[_kernel.rows_in(known, out[todo])]
+        pos[clash] = (pos[clash] + 1) % 12
+        todo = clash
     return out
 
 
@@ -665,9 +664,11 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     order = np.flatnonzero(arrived)
     order = order[np.argsort(avail[order], kind="stable")]
     n = order.size
-    mp = _unicode(reads["mpan"])[order]
-    mid = _unicode(reads["meter_id"])[order]
-    rid = _unicode(reads["register_id"])[order]
+    # the text keys are checked and joined in the table's order (reads of one source run in MPAN
+    # order there) and only the results put in arrival order: gathering text costs more than that
+    mp = _unicode(reads["mpan"])
+    mid = _unicode(reads["meter_id"])
+    rid = _unicode(reads["register_id"])
     value = reads["value"].to_numpy(dtype=float)[order]
     read_at = reads["read_at"].to_numpy(dtype="datetime64[ns]")[order]
     av = avail[order]
@@ -675,12 +676,13 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     fld = np.full(n, "", dtype=object)
     shown = np.full(n, "", dtype=object)
 
-    def flag(mask, why, field_name, source):
-        """Give rows not yet refused the reason ``why``; ``source`` holds the offending values."""
+    def flag(mask, why, field_name, source, in_table=False):
+        """Give rows not yet refused the reason ``why``; ``source`` holds the offending values (in the
+        table's order when ``in_table``, else in arrival order)."""
         new = mask & (reason == 0)
         reason[new] = REJECT_REASONS.index(why) + 1
         fld[new] = field_name
-        sel = np.asarray(source)[new]
+        sel = np.asarray(source)[order[new] if in_table else new]
         if sel.dtype.kind == "M":
             sel = np.datetime_as_string(sel, unit="s")
         elif sel.dtype.kind == "f":
@@ -690,14 +692,14 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     # 13 digits (fullmatch \d{13}) with a correct check digit (mpan.is_valid), in one compiled pass
     valid = _kernel.valid_cores(mp)
     if _text_column(reads["mpan"]):  # numpy text drops trailing NULs: the Arrow text is 13 bytes too
-        valid &= (_byte_lengths(reads["mpan"]) == 13)[order]
-    flag(~valid, "invalid_mpan", "mpan", mp)
+        valid &= _byte_lengths(reads["mpan"]) == 13
+    flag(~valid[order], "invalid_mpan", "mpan", mp, True)
     meters = metering.meters
-    known, m_pos, r_pos = _known(metering, mp, mid, rid)
-    flag(~known, "unknown_mpan", "mpan", mp)
-    flag(m_pos < 0, "unknown_meter", "meter_id", mid)
+    known, m_pos, r_pos = (x[order] for x in _known(metering, mp, mid, rid))
+    flag(~known, "unknown_mpan", "mpan", mp, True)
+    flag(m_pos < 0, "unknown_meter", "meter_id", mid, True)
     reg = metering.registers
-    flag(r_pos < 0, "unknown_register", "register_id", rid)
+    flag(r_pos < 0, "unknown_register", "register_id", rid, True)
     digits = np.where(r_pos >= 0, reg["digits"].to_numpy()[np.maximum(r_pos, 0)], 99)
     with np.errstate(invalid="ignore", over="ignore"):
         bad_value = ~np.isfinite(value) | (value < 0) | (value >= 10.0**digits)
@@ -712,15 +714,9 @@ def screen_reads(reads: pd.DataFrame, metering: Metering, as_of=None) -> Screene
     flag((m_pos >= 0) & ((read_at < inst) | (read_at > rem)), "meter_not_installed", "read_at", read_at)
     # Duplicates among the reads that passed so far, in arrival order; the first arrival is kept.
     # A register row stands for its (mpan, meter, register); reads without read_at are in no group.
+    # (by register, read_at, arrival: counted and sorted in one compiled pass)
     cand = np.flatnonzero((reason == 0) & ~np.isnat(read_at))
-    by_key = cand[np.lexsort((read_at[cand], r_pos[cand]))]  # by register, read_at, arrival (a stable sort)
-    start = np.r_[True, (r_pos[by_key][1:] != r_pos[by_key][:-1])
-                  | (read_at[by_key][1:] != read_at[by_key][:-1])][: by_key.size]
-    first = by_key[np.flatnonzero(start)[np.cumsum(start) - 1]]  # first arrival of each read's group
-    repeat = np.zeros(n, dtype=bool)
-    repeat[by_key] = ~start
-    same = np.zeros(n, dtype=bool)
-    same[by_key] = value[first] == value[by_key]
+    repeat, same = _kernel.repeats(cand, r_pos, read_at, value, len(reg))
     flag(repeat & same, "duplicate", "read_at", read_at)
     flag(repeat & ~same, "conflicting_duplicate", "value", value)
 
@@ -774,43 +770,20 @@ def _known(metering: Metering, mp, mid, rid) -> tuple[np.ndarray, np.ndarray, np
     """For reads (text arrays): whether the MPAN has a meter, the meter row of (mpan, meter_id) and
     the register row of (mpan, meter_id, register_id) (-1 = none).
 
-    Joins on integer codes of the metering's key columns (:class:`~tomlib.services.metering._MeterKeys`);
-    the same as reindexing on the text keys, including the error when the meters or the registers
-    hold a key twice.
+    One compiled pass (:func:`~tomlib.services._smart_inputs_kernel.read_rows`): each read's MPAN found
+    among the metering's MPANs (:class:`~tomlib.services.metering._MeterKeys`), then its meter and
+    register among that MPAN's few. The same as reindexing on the text keys, including the error
+    when the meters or the registers hold a key twice.
     """
     keys = metering._keys()
-    codes = [keys.text_codes(metering, c, x) for c, x in (("mpan", mp), ("meter_id", mid), ("register_id", rid))]
-    if any(c is None for c in codes):
-        meters, reg = metering.meters, metering.registers
-        known = np.isin(mp, meters["mpan"].to_numpy(dtype=str))
-        m_pos = lookup([meters["mpan"].to_numpy(dtype=str), meters["meter_id"].to_numpy(dtype=str)], [mp, mid])
-        r_pos = lookup([reg["mpan"].to_numpy(dtype=str), reg["meter_id"].to_numpy(dtype=str),
-                        reg["register_id"].to_numpy(dtype=str)], [mp, mid, rid])
-        return known, m_pos, r_pos
-    mc, ic, rc = codes
-    n_mp, n_id, n_reg = (max(int(keys.distinct(metering, c).size), 1) for c in ("mpan", "meter_id", "register_id"))
-    if n_mp * n_id * n_reg >= 2**62:
-        raise OverflowError("joint_codes: too many distinct key tuples for int64 codes")
-    has_meter = np.bincount(keys.meter_mpan, minlength=keys.mpans.size) > 0
-    known = (mc >= 0) & has_meter[np.maximum(mc, 0)]
-    pair = np.where((mc >= 0) & (ic >= 0), mc * n_id + ic, -1)
-    held = keys.__dict__.setdefault("_joins", {})
-    if "meters" not in held:
-        held["meters"] = _unique_index(keys.meter_mpan * n_id + keys.table_codes(metering, "meter_id"))
-    m_pos = held["meters"].get_indexer(pair)
-    if "registers" not in held:
-        reg_pair = keys.reg_mpan * n_id + keys.table_codes(metering, "register_meter_id")
-        held["registers"] = _unique_index(reg_pair * n_reg + keys.table_codes(metering, "register_id"))
-    triple = np.where((pair >= 0) & (rc >= 0), pair * n_reg + rc, -1)
-    r_pos = held["registers"].get_indexer(triple)
-    return known, m_pos, r_pos
-
-
-def _unique_index(keys: np.ndarray) -> pd.Index:
-    index = pd.Index(keys)
-    if not index.is_unique:
+    meters, reg = metering.meters, metering.registers
+    m_of_reg = metering._register_meters(keys)
+    got = _kernel.read_rows(keys.mpans, keys.meter_mpan, _unicode(meters["meter_id"]), keys.reg_mpan, m_of_reg,
+                            _unicode(reg["meter_id"]) if (m_of_reg < 0).any() else None,
+                            _unicode(reg["register_id"]), mp, mid, rid)
+    if isinstance(got, int):
         raise InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
-    return index
+    return got
 
 
 def bench_inputs(mpan_days: int = 100_000, days: int = 7, seed: int = 0) -> dict:

@@ -712,53 +712,6 @@ class _MeterKeys:
         else:
             self.reg_order = np.argsort(reg_mpan, kind="stable")
 
-    def text_codes(self, metering: Metering, column: str, text: np.ndarray) -> np.ndarray | None:
-        """Code of each value (text) of key column ``column`` ("mpan", "meter_id", "register_id")
-        among the sorted distinct values of that column in the meters and registers tables
-        (:meth:`distinct`), -1 where it is none of them; None when the values cannot be keyed as
-        integers (:func:`_int_keys`)."""
-        distinct = self.distinct(metering, column)
-        width = max(distinct.dtype.itemsize, text.dtype.itemsize) // 4
-        held = self.__dict__.setdefault("_indexes", {})
-        if (column, width) not in held:
-            k = _int_keys(distinct, width)
-            held[column, width] = None if k is None else pd.Index(k)
-        index = held[column, width]
-        query = _int_keys(text, width) if index is not None else None
-        if query is None:
-            return None
-        return index.get_indexer(query)
-
-    def distinct(self, metering: Metering, column: str) -> np.ndarray:
-        """Sorted distinct values of a key column over the meters and registers tables (register ids:
-        registers only)."""
-        names = self.__dict__.setdefault("_names", {})
-        if column not in names:
-            if column == "mpan":
-                names[column] = self.mpans
-            else:
-                tables = [metering.registers] if column == "register_id" else [metering.meters, metering.registers]
-                text = np.concatenate([_unicode(t[column]) for t in tables])
-                k = _int_keys(text)
-                if k is None:
-                    names[column] = np.unique(text)
-                else:  # integer keys sort as the text does
-                    names[column] = text[np.unique(k, return_index=True)[1]]
-        return names[column]
-
-    def table_codes(self, metering: Metering, column: str) -> np.ndarray | None:
-        """:meth:`text_codes` of the meters' (``meter_id``) or the registers' (``register_id``,
-        ``register_meter_id``) own key column."""
-        held = self.__dict__.setdefault("_table_codes", {})
-        if column not in held:
-            frame, name = {
-                "meter_id": (metering.meters, "meter_id"),
-                "register_meter_id": (metering.registers, "meter_id"),
-                "register_id": (metering.registers, "register_id"),
-            }[column]
-            held[column] = self.text_codes(metering, name, _unicode(frame[name]))
-        return held[column]
-
     def mpan_codes(self, mpans: np.ndarray) -> np.ndarray:
         """Code of each MPAN (text), -1 for an MPAN without meters or registers."""
         if not self.mpans.size:
@@ -1141,8 +1094,7 @@ def build_metering(
             "n_near_rollover": int(near.sum()),
         },
     )
-    result.__dict__["_key_index"] = _built_keys(meters, registers, mpans, sel, m_pos, reg_mpan_pos, reg_meter,
-                                                meter_id, reg_number, reg_number_code)
+    result.__dict__["_key_index"] = _built_keys(meters, registers, mpans, sel, m_pos, reg_mpan_pos, reg_meter)
     old_meter = np.zeros(n_m, dtype=bool)
     old_meter[ex_idx] = True
     at_of_pos = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -1154,14 +1106,16 @@ def build_metering(
     return result
 
 
-def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_meter, meter_id, reg_number,
-                reg_number_code) -> _MeterKeys:
+def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_meter) -> _MeterKeys:
     """Keys of the tables as :func:`build_metering` made them, from its positions (no text joins):
     MPAN code = rank of the MPAN among the segment's sorted MPANs; meter ids are unique."""
     n = mpans.size
     int_mpans = _int_keys(mpans)
     sort_key = mpans if int_mpans is None else int_mpans  # integer keys sort and compare as the text
-    rank = np.argsort(sort_key)  # without ties any sort is the stable one
+    if n and bool((sort_key[1:] > sort_key[:-1]).all()):  # a market's MPAN axis is often sorted already
+        rank = np.arange(n)
+    else:
+        rank = np.argsort(sort_key)  # without ties any sort is the stable one
     ranked = sort_key[rank]
     distinct = np.r_[True, ranked[1:] != ranked[:-1]] if n else np.zeros(0, dtype=bool)
     if not distinct.all():
@@ -1175,23 +1129,6 @@ def _built_keys(meters, registers, mpans, market_rows, m_pos, reg_mpan_pos, reg_
                                               (registers, "register_id"))),
         mpans[rank][distinct], code_of_pos[m_pos], code_of_pos[reg_mpan_pos], reg_meter.astype(np.int64),
         market_rows[rank][distinct])
-    if int_mpans is not None:  # the MPAN codes' integer index, for text_codes at the MPANs' width
-        keys.__dict__["_indexes"] = {("mpan", mpans.dtype.itemsize // 4): pd.Index(ranked[distinct])}
-    width = meter_id.dtype.itemsize // 4
-    int_ids = _int_keys(meter_id)
-    if int_ids is not None and meter_id.size:
-        by_id = np.argsort(int_ids)
-        id_code = np.empty(meter_id.size, dtype=np.int64)
-        id_code[by_id] = np.arange(meter_id.size)
-        register_labels = np.char.zfill(reg_number.astype(str), 2)
-        register_ids, register_code = np.unique(register_labels, return_inverse=True)
-        keys.__dict__["_names"] = {"mpan": keys.mpans, "meter_id": meter_id[by_id], "register_id": register_ids}
-        keys.__dict__.setdefault("_indexes", {})[("meter_id", width)] = pd.Index(int_ids[by_id])
-        keys.__dict__["_table_codes"] = {
-            "meter_id": id_code,
-            "register_meter_id": id_code[reg_meter],
-            "register_id": register_code.reshape(-1)[reg_number_code],
-        }
     return keys
 
 
