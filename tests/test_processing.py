@@ -524,3 +524,27 @@ def test_smart_data_hh_is_the_visible_retrieval_on_the_grid(tiny):
         assert np.array_equal(data.hh, want, equal_nan=True)
         pd.testing.assert_frame_equal(data.duplicates.reset_index(drop=True),
                                       dups[dups["time"] < data.times[-1] + cal.PERIOD].reset_index(drop=True))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 12), st.integers(0, 2**32 - 1), st.booleans())
+def test_window_label_energy_sums_equal_the_column_major_sums(m, n_t, seed, some_codes):
+    """The window's per-code sums from the row-major arrays are label_energy_sums of the column-major
+    copies of its columns, bit for bit (signed zeros included); None on a -0.0 cell."""
+    from tomlib.services._processing_kernel import label_energy_sums, window_label_energy_sums
+
+    rng = np.random.default_rng(seed)
+    energy = rng.random((m, n_t)) * rng.choice([1.0, 1e6, 1e-6], size=(m, n_t))
+    energy[rng.random((m, n_t)) < 0.1] = np.nan
+    energy[rng.random((m, n_t)) < 0.1] = 0.0
+    quality = rng.choice(np.array([0, 1, 2, 3, 5, 8], dtype=np.uint8), size=(m, n_t))
+    codes = [1, 5, 7] if some_codes else list(range(9))
+    start = int(rng.integers(0, n_t))
+    stop = int(rng.integers(start, n_t + 1))
+    want = label_energy_sums(pe.column_major(energy[:, start:stop]), quality[:, np.arange(n_t)[start:stop]], codes)
+    got = window_label_energy_sums(energy, quality, start, stop, codes)
+    assert np.array_equal(got[0], want[0])
+    assert np.array_equal(got[1].view(np.int64), want[1].view(np.int64))
+    if stop > start:
+        energy[int(rng.integers(0, m)), start] = -0.0
+        assert window_label_energy_sums(energy, quality, start, stop, codes) is None

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 __all__ = ["fill_scaled_rows", "hh_reasons", "label_energy_sums", "masked_group_sums", "masked_row_sums", "nan_rows",
-           "register_activity_grid", "visible_grid", "word_lookup"]
+           "register_activity_grid", "visible_grid", "window_label_energy_sums", "word_lookup"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -734,3 +734,100 @@ def visible_grid(energy: np.ndarray, available_at: np.ndarray, rows: np.ndarray,
     _visible_grid(np.asarray(energy, dtype=np.float64), np.asarray(available_at, dtype="datetime64[ns]").view(np.int64),
                   of_row, np.datetime64(as_of, "ns").astype(np.int64), out)
     return out
+
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _window_code_sums(energy, quality, c0, slot, n_slot, leaf_lo, leaf_n, order, sums,
+                      counts):  # pragma: no cover - compiled; covered through window_label_energy_sums
+    # every leaf of the pairwise plan over the window's cells in column-major order, read from the
+    # row-major arrays; leaves taken in the order of their first row (`order`), so the rows a run of
+    # leaves reads stay in cache for every column. Per code, a leaf's partial sums start at 0.0 and
+    # add only that code's cells: numpy's sum of the masked copy adds 0.0 for the other cells, which
+    # changes nothing unless a partial sum is -0.0 -- never, as no cell holds -0.0 (a NaN cell adds
+    # 0.0; a leaf of fewer than 8 cells starts at -0.0 but adds at least one cell). Returns False on
+    # finding a -0.0 cell in the window (the caller then sums the masked copies).
+    m = energy.shape[0]
+    acc = np.zeros((n_slot + 1, 8))  # a slot for the codes not wanted (slot n_slot): no branch per cell
+    for kk in range(order.size):
+        k = order[kk]
+        lo = leaf_lo[k]
+        n = leaf_n[k]
+        r = lo % m
+        c = c0 + lo // m
+        acc[:, :] = 0.0
+        step = 1 if n >= 8 else 0  # eight partial sums in turn, or one
+        body = n - n % 8 if n >= 8 else n
+        lane = 0
+        for i in range(n):
+            if i == body:  # the eight partial sums combined in pairs, then the cells left over added
+                for s in range(n_slot):
+                    acc[s, 0] = (((acc[s, 0] + acc[s, 1]) + (acc[s, 2] + acc[s, 3]))
+                                 + ((acc[s, 4] + acc[s, 5]) + (acc[s, 6] + acc[s, 7])))
+                step = 0
+                lane = 0
+            q = quality[r, c]
+            counts[q] += 1
+            x = energy[r, c]
+            if np.isnan(x):
+                x = 0.0
+            elif x == 0.0 and np.signbit(x):
+                return False
+            acc[slot[q], lane] += x
+            lane = (lane + step) & 7
+            r += 1
+            if r == m:
+                r = 0
+                c += 1
+        if body == n and n >= 8:
+            for s in range(n_slot):
+                acc[s, 0] = (((acc[s, 0] + acc[s, 1]) + (acc[s, 2] + acc[s, 3]))
+                             + ((acc[s, 4] + acc[s, 5]) + (acc[s, 6] + acc[s, 7])))
+        for s in range(n_slot):
+            sums[k, s] = acc[s, 0]
+    return True
+
+
+def window_label_energy_sums(energy: np.ndarray, quality: np.ndarray, start: int, stop: int,
+                             codes) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`label_energy_sums` of the columns ``start:stop`` of row-major arrays, bit for bit,
+    without their column-major copies: one pass over the window's cells for every code at once.
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (n_mpan, n_t), C-contiguous
+        [kWh]; NaN adds nothing.
+    quality : ndarray of uint8, shape (n_mpan, n_t), C-contiguous
+        DI-083 codes.
+    start, stop : int
+        The window's columns.
+    codes : sequence of int
+        Codes whose energy is wanted (distinct, 0..255).
+
+    Returns
+    -------
+    (counts, sums) as :func:`label_energy_sums` gives them, or None when a cell of the window
+    holds -0.0 (these sums would not keep NumPy's signed zeros: use :func:`label_energy_sums`).
+    """
+    if not (energy.flags.c_contiguous and quality.flags.c_contiguous and energy.dtype == np.float64
+            and quality.dtype == np.uint8 and energy.shape == quality.shape and energy.ndim == 2):
+        raise ValueError("window_label_energy_sums: energy (float64) and quality (uint8) of one shape, C-contiguous")
+    if not 0 <= start <= stop <= energy.shape[1]:
+        raise ValueError(f"window_label_energy_sums: columns {start}:{stop} outside 0:{energy.shape[1]}")
+    codes = np.asarray(codes, dtype=np.int64)
+    slot = np.full(256, codes.size, dtype=np.int64)
+    slot[codes] = np.arange(codes.size)
+    counts = np.zeros(256, dtype=np.int64)
+    n_cells = energy.shape[0] * (stop - start)
+    sums = np.zeros(codes.size)
+    if n_cells:
+        leaf_lo, leaf_n, ops = _pairwise_plan(n_cells)
+        order = np.argsort(leaf_lo % energy.shape[0], kind="stable")
+        leaf_sums = np.empty((leaf_lo.size, codes.size))
+        if not _window_code_sums(energy, quality, np.int64(start), slot, np.int64(codes.size), leaf_lo, leaf_n,
+                                 order, leaf_sums, counts):
+            return None
+        _run_plan(ops, leaf_sums, sums)
+    out = np.zeros(codes.size)
+    out[counts[codes] > 0] = 0.0 + sums[counts[codes] > 0]  # numpy's sum starts from 0.0; a code without cells: 0.0
+    return counts, out

@@ -103,6 +103,7 @@ from tomlib.services._processing_kernel import (
     nan_rows,
     register_activity_grid,
     visible_grid,
+    window_label_energy_sums,
     word_lookup,
 )
 from tomlib.services._processing_keys import _codes, _packed_words, joint_codes, key_codes, lookup, str_codes
@@ -1120,15 +1121,25 @@ def _checks(data, out, rejected, intake_rej, cols, days, window, screened, as_of
     c["accepted_records"] = c["hh_accepted"] + c["reads_accepted"]
     c["rejected"] = float(len(rejected))
     c["in_minus_out"] = c["in_records"] - c["accepted_records"] - c["rejected"]
-    # gathered by column index (column-major copies): the energy sums below add the cells in that order
-    col_idx = np.arange(out.quality.shape[1])[cols]
-    q = out.quality[:, col_idx]
-    c["mpan_periods"] = float(q.size)
-    e = column_major(out.energy[:, cols])  # the same column-major copy, made quicker
     labels = (*METHODS, "MISSING")
-    # per label, the sum numpy's nansum(where(q == label, e, 0)) gave, summed by a compiled reading
-    # pass over the column-major copies (no masked copy per label)
-    counts, sums = label_energy_sums(e, q, [_Q[label] for label in labels])
+    codes = [_Q[label] for label in labels]
+    # per label, the sum numpy's nansum(where(q == label, e, 0)) gave over the column-major copies of
+    # the days' columns, summed in that order by a compiled pass over the row-major arrays themselves
+    # (no copies; when the days' columns are one run, as nearly always)
+    got = None
+    if isinstance(cols, slice) and cols.step in (None, 1) and out.energy.flags.c_contiguous \
+            and out.quality.flags.c_contiguous:
+        start, stop, _ = cols.indices(out.energy.shape[1])
+        got = window_label_energy_sums(out.energy, out.quality, start, max(start, stop), codes)
+        c["mpan_periods"] = float(out.quality.shape[0] * max(stop - start, 0))
+    if got is None:
+        # gathered by column index (column-major copies): the energy sums add the cells in that order
+        col_idx = np.arange(out.quality.shape[1])[cols]
+        q = out.quality[:, col_idx]
+        c["mpan_periods"] = float(q.size)
+        e = column_major(out.energy[:, cols])  # the same column-major copy, made quicker
+        got = label_energy_sums(e, q, codes)
+    counts, sums = got
     for label, energy in zip(labels, sums):
         c[f"mpan_periods_{label}"] = float(counts[_Q[label]])
         c[f"energy_{label} [kWh]"] = float(energy)
