@@ -493,3 +493,22 @@ def test_register_values_is_the_numpy_expression(data):
     b, b0 = (data.draw(hnp.arrays(np.int64, rows.size, elements=st.integers(0, n_b - 1))) for _ in range(2))
     want = start[rows] + c[slot[rows], b] - c[slot[rows], b0]
     assert kernel.register_values(start, slot, c, rows, b, b0).tobytes() == want.tobytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["0393", "0151", "0154", "AI", "AE", "0997", "1", ""]), max_size=40))
+def test_distinct_is_unique_with_inverse(values):
+    text = np.array(values, dtype=str)
+    want, want_inverse = np.unique(text, return_inverse=True)
+    got, inverse = me._distinct(text)
+    assert got.tolist() == want.tolist() and got.dtype == want.dtype
+    assert inverse.tolist() == want_inverse.reshape(-1).tolist()
+
+
+def test_mpan_subsets_are_the_sorted_distinct_mpans():
+    market = me.bench_market(mpan_days=700, days=7)
+    m = me.build_metering(market)
+    flag = m.meters["dcc_enrolled"].to_numpy()
+    for enrolled, got in ((True, m.dcc_mpans), (False, m.read_mpans)):
+        want = np.unique(m.meters["mpan"].to_numpy(dtype=str)[flag == enrolled])
+        assert got.tolist() == want.tolist() and got.dtype == want.dtype

@@ -546,7 +546,11 @@ class Metering:
         sel = flag.to_numpy() if enrolled else ~flag.to_numpy()
         # codes are positions in the sorted distinct MPANs: distinct codes in order = np.unique
         codes = np.flatnonzero(np.bincount(keys.meter_mpan[sel], minlength=keys.mpans.size) > 0)
-        return codes, _tight(keys.mpans[codes])
+        mpans = keys.mpans[codes]
+        points = mpans.view(np.uint32).reshape(mpans.size, -1) if mpans.size and mpans.dtype.itemsize else None
+        if points is not None and points[:, -1].any():  # a value of full width: already the narrowest
+            return codes, mpans
+        return codes, _tight(mpans)
 
     def _keys(self) -> _MeterKeys:
         """Integer keys of the current tables (derived again when a key column changed)."""
@@ -826,6 +830,13 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.flatnonzero(present).astype(values.dtype), (np.cumsum(present) - 1)[values].astype(np.intp)
     keys = _int_keys(values) if values.dtype.kind == "U" and values.size else None
     if keys is not None:  # equal keys for equal text, ordered as the text
+        codes, uniques = pd.factorize(keys)  # hashed: a few distinct values (SSCs, quantities)
+        if uniques.size <= 64:  # ranked as np.unique would, each value taken at one of its rows
+            by_key = np.argsort(uniques)
+            rank = np.empty(uniques.size, dtype=np.intp)
+            rank[by_key] = np.arange(uniques.size)
+            rows = np.array([int(np.argmax(codes == c)) for c in by_key], dtype=np.intp)
+            return values[rows], rank[codes]
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         return values[first], inverse.reshape(-1)
     distinct, inverse = np.unique(values, return_inverse=True)
