@@ -161,3 +161,24 @@ def test_word_lookup_of_many_rows():
     right = np.where((in_order >= 0)[:, None], left[np.maximum(in_order, 0)], np.uint64(2**63 + 5))
     assert word_lookup(left, right)[0].tolist() == np.where(in_order >= 0, in_order, -1).tolist()
     assert word_lookup(np.vstack([left, left[:1]]), right[:3])[1]
+
+
+def test_word_lookup_switching_between_rows_in_order_and_rows_at_random():
+    """Batches of rows in the left side's order (found without hashing, no read-ahead) alternating with
+    batches at random and misses (read ahead): every row found as by a dictionary."""
+    from tomlib.services._processing_kernel import word_lookup
+
+    rng = np.random.default_rng(1)
+    left = rng.integers(0, 2**63, (5_000, 2), dtype=np.int64).astype(np.uint64)
+    parts = []
+    for k in range(40):  # runs of 1-100 rows, in order or at random, some not in left
+        n = int(rng.integers(1, 100))
+        if k % 2:
+            start = int(rng.integers(0, 5_000 - n))
+            parts.append(np.arange(start, start + n))
+        else:
+            parts.append(rng.integers(-50, 5_000, n))
+    take = np.concatenate(parts)
+    right = np.where((take >= 0)[:, None], left[np.maximum(take, 0)], np.uint64(2**63 + 11))
+    rows, duplicate = word_lookup(left, right)
+    assert not duplicate and rows.tolist() == np.where(take >= 0, take, -1).tolist()

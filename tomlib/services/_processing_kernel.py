@@ -54,51 +54,88 @@ def _same(a, i, b, j):  # pragma: no cover - compiled; covered through word_look
     return True
 
 
+_BATCH = 32  # rows whose table slots are read ahead together (independent loads overlap in the CPU)
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _word_lookup(left, right, out):  # pragma: no cover - compiled; covered through word_lookup
+    # The table (~2 x n_left slots, a few MB) and the left rows do not stay in cache: a probe is a
+    # miss or two to memory. Taken one row at a time each miss waits for the previous one; so the
+    # slots (and the candidates' first words) of a batch of rows are read first, in a loop of
+    # independent loads that the CPU overlaps, then the batch is resolved from cache. The sums of
+    # what was read ahead are returned (`ahead`) only so that the compiler keeps those loads.
     n_left = left.shape[0]
     size = 16
     while size < 2 * n_left:
         size *= 2
     mask = np.uint64(size - 1)
     table = np.full(size, -1, dtype=np.int64)  # open addressing, linear probing: left row or -1
-    duplicate = False
+    home = np.empty(n_left, dtype=np.uint64)
     for i in range(n_left):
-        s = _row_hash(left, i) & mask
-        while True:
-            r = table[s]
-            if r < 0:
-                table[s] = i
-                break
-            if _same(left, r, left, i):
-                duplicate = True  # the first row keeps the key in the table (callers refuse such a table)
-                break
-            s = (s + np.uint64(1)) & mask
+        home[i] = _row_hash(left, i) & mask
+    ahead = 0
+    duplicate = False
+    for b0 in range(0, n_left, _BATCH):
+        b1 = min(b0 + _BATCH, n_left)
+        for i in range(b0, b1):
+            ahead += table[home[i]]
+        for i in range(b0, b1):
+            s = home[i]
+            while True:
+                r = table[s]
+                if r < 0:
+                    table[s] = i
+                    break
+                if _same(left, r, left, i):
+                    duplicate = True  # the first row keeps the key in the table (callers refuse such a table)
+                    break
+                s = (s + np.uint64(1)) & mask
+    slots = np.empty(_BATCH, dtype=np.uint64)
+    cand = np.empty(_BATCH, dtype=np.int64)
     last = -1
-    for j in range(right.shape[0]):
-        # the rows of both sides often run in the same order (a meter's registers, the MPANs of a
-        # block): the row after the last match, or the last match again, is tried before hashing
-        if last >= 0 and last + 1 < n_left and _same(left, last + 1, right, j):
-            last += 1
-            out[j] = last
-            continue
-        if last >= 0 and _same(left, last, right, j):
-            out[j] = last
-            continue
-        s = _row_hash(right, j) & mask
-        found = -1
-        while True:
-            r = table[s]
-            if r < 0:
-                break
-            if _same(left, r, right, j):
-                found = r
-                break
-            s = (s + np.uint64(1)) & mask
-        out[j] = found
-        if found >= 0:
-            last = found
-    return duplicate
+    in_order = 0  # rows of the last batch found by the order of the rows (below): no read-ahead then
+    for b0 in range(0, right.shape[0], _BATCH):
+        b1 = min(b0 + _BATCH, right.shape[0])
+        read_ahead = in_order < _BATCH // 2
+        if read_ahead:
+            for j in range(b0, b1):
+                slots[j - b0] = _row_hash(right, j) & mask
+            for j in range(b0, b1):
+                cand[j - b0] = table[slots[j - b0]]
+            for j in range(b0, b1):
+                r = cand[j - b0]
+                if r >= 0:
+                    ahead += np.int64(left[r, 0] & np.uint64(1))
+        in_order = 0
+        for j in range(b0, b1):
+            # the rows of both sides often run in the same order (a meter's registers, the MPANs of a
+            # block): the row after the last match, or the last match again, is tried before hashing
+            if last >= 0 and last + 1 < n_left and _same(left, last + 1, right, j):
+                last += 1
+                out[j] = last
+                in_order += 1
+                continue
+            if last >= 0 and _same(left, last, right, j):
+                out[j] = last
+                in_order += 1
+                continue
+            if read_ahead:
+                s = slots[j - b0]
+                r = cand[j - b0]
+            else:
+                s = _row_hash(right, j) & mask
+                r = table[s]
+            found = -1
+            while r >= 0:
+                if _same(left, r, right, j):
+                    found = r
+                    break
+                s = (s + np.uint64(1)) & mask
+                r = table[s]
+            out[j] = found
+            if found >= 0:
+                last = found
+    return duplicate, ahead
 
 
 def word_lookup(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -121,8 +158,8 @@ def word_lookup(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, bool]:
     if left.ndim != 2 or right.ndim != 2 or left.shape[1] != right.shape[1]:
         raise ValueError("word_lookup: give two 2-D arrays of words with the same number of columns")
     out = np.empty(right.shape[0], dtype=np.int64)
-    duplicate = bool(_word_lookup(left, right, out))
-    return out, duplicate
+    duplicate, _ = _word_lookup(left, right, out)
+    return out, bool(duplicate)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
