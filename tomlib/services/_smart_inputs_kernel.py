@@ -560,7 +560,7 @@ def _point_search(points, query, j):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _read_rows(mpans, meter_count, meter_start, meter_order, meter_ids, reg_count, reg_start, reg_order, m_of_reg,
-               reg_meter_ids, register_ids, q_mpan, q_meter, q_register, known, m_pos, r_pos):  # pragma: no cover
+               reg_meter_ids, register_ids, q_mpan, q_meter, q_register, visit, known, m_pos, r_pos):  # pragma: no cover
     # the tables' keys must be unique: (mpan, meter_id) among meters, (mpan, meter_id, register_id)
     # among registers (a few rows per MPAN: compared pairwise)
     for c in range(meter_count.size):
@@ -583,10 +583,11 @@ def _read_rows(mpans, meter_count, meter_start, meter_order, meter_ids, reg_coun
                 elif _same_points(reg_meter_ids, ra, reg_meter_ids, rb):
                     return 2
     c = -1
-    for i in range(q_mpan.shape[0]):
-        # reads often run in MPAN order (a day's remote reads, a meter's registers): the last read's
-        # MPAN and the next one are tried before a binary search of the sorted MPANs (no hash table
-        # to build: at a block's size its random writes cost more than the searches)
+    for v in range(visit.size):
+        # reads visited in MPAN order: the last read's MPAN and the next one are tried before a binary
+        # search of the sorted MPANs (no hash table to build: at a block's size its random writes cost
+        # more than the searches)
+        i = visit[v]
         if c >= 0 and _same_points(mpans, c, q_mpan, i):
             pass
         elif c >= 0 and c + 1 < mpans.shape[0] and _same_points(mpans, c + 1, q_mpan, i):
@@ -665,11 +666,16 @@ def read_rows(mpans: np.ndarray, meter_mpan: np.ndarray, meter_ids: np.ndarray, 
     else:
         w_i = max(w_i, _width(reg_meter_ids))
         reg_meter_points = _points(reg_meter_ids, w_i)
+    # the reads visited in MPAN order (a stable sort of integer keys of their MPANs, which sort as the
+    # text does), so that the MPANs' searches and rows are read in order; in the table's order when
+    # the MPANs cannot be keyed (the results do not depend on the order)
+    q_keys = int_keys(q_mpan) if n else None
+    visit = np.arange(n, dtype=np.int64) if q_keys is None else np.argsort(q_keys, kind="stable")
     status = _read_rows(_points(mpans, w_m), meter_count, meter_start, grouped_order(meter_mpan, meter_start),
                         _points(meter_ids, w_i), reg_count, reg_start, grouped_order(reg_mpan, reg_start),
                         np.ascontiguousarray(m_of_reg, dtype=np.int64), reg_meter_points,
                         _points(register_ids, w_r), _points(q_mpan, w_m), _points(q_meter, w_i),
-                        _points(q_register, w_r), known, m_pos, r_pos)
+                        _points(q_register, w_r), visit.astype(np.int64, copy=False), known, m_pos, r_pos)
     return int(status) if status else (known, m_pos, r_pos)
 
 
