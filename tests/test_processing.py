@@ -548,3 +548,27 @@ def test_window_label_energy_sums_equal_the_column_major_sums(m, n_t, seed, some
     if stop > start:
         energy[int(rng.integers(0, m)), start] = -0.0
         assert window_label_energy_sums(energy, quality, start, stop, codes) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 20), st.integers(1, 30), st.integers(0, 2**32 - 1), st.booleans())
+def test_actual_cells_and_estimation_reasons_equal_the_numpy_passes(m, n_t, seed, per_row_reason):
+    """The compiled grids of process are its former np.where and masked assignments, cell for cell."""
+    from tomlib.services._processing_kernel import actual_cells, estimation_reasons
+
+    rng = np.random.default_rng(seed)
+    hh = rng.random((m, n_t))
+    hh[rng.random((m, n_t)) < 0.2] = np.nan
+    hh[rng.random((m, n_t)) < 0.05] = np.inf
+    hh_reason = np.where(rng.random((m, n_t)) < 0.2, rng.integers(1, 6, (m, n_t)), 0).astype(np.uint8)
+    valid, energy, quality = actual_cells(hh, hh_reason, 0, 9)
+    want_valid = np.isfinite(hh) & (hh_reason == 0)
+    assert np.array_equal(valid, want_valid)
+    assert np.array_equal(energy, np.where(want_valid, hh, np.nan), equal_nan=True)
+    assert np.array_equal(quality, np.where(want_valid, np.uint8(0), np.uint8(9))) and quality.dtype == np.uint8
+    quality[rng.random((m, n_t)) < 0.1] = 7
+    missing = rng.integers(0, 4, (m, 1) if per_row_reason else (m, n_t)).astype(np.uint8)
+    want = np.where(valid, 0, missing).astype(np.uint8)
+    want[(hh_reason > 0) & np.isfinite(hh)] = 5
+    want[quality == 7] = 6
+    assert np.array_equal(estimation_reasons(valid, missing, hh_reason, hh, quality, 5, 7, 6), want)

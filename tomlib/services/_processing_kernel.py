@@ -27,8 +27,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["fill_scaled_rows", "hh_reasons", "label_energy_sums", "masked_group_sums", "masked_row_sums", "nan_rows",
-           "register_activity_grid", "visible_grid", "window_label_energy_sums", "word_lookup"]
+__all__ = ["actual_cells", "estimation_reasons", "fill_scaled_rows", "hh_reasons", "label_energy_sums",
+           "masked_group_sums", "masked_row_sums", "nan_rows", "register_activity_grid", "visible_grid",
+           "window_label_energy_sums", "word_lookup"]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -868,3 +869,93 @@ def window_label_energy_sums(energy: np.ndarray, quality: np.ndarray, start: int
     out = np.zeros(codes.size)
     out[counts[codes] > 0] = 0.0 + sums[counts[codes] > 0]  # numpy's sum starts from 0.0; a code without cells: 0.0
     return counts, out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _actual_cells(hh, hh_reason, actual, missing, valid, energy, quality):  # pragma: no cover - compiled
+    for i in range(hh.shape[0]):
+        for j in range(hh.shape[1]):
+            x = hh[i, j]
+            ok = np.isfinite(x) and hh_reason[i, j] == 0
+            valid[i, j] = ok
+            energy[i, j] = x if ok else np.nan
+            quality[i, j] = actual if ok else missing
+
+
+def actual_cells(hh: np.ndarray, hh_reason: np.ndarray, actual: int, missing: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The valid actual cells of the HH grid and the grids the estimation starts from, in one pass:
+    ``valid = isfinite(hh) & (hh_reason == 0)``, ``energy = where(valid, hh, nan)`` and
+    ``quality = where(valid, actual, missing)``.
+
+    Parameters
+    ----------
+    hh : ndarray of float64, shape (n_mpan, n_t)
+        HH values [kWh]; NaN = none.
+    hh_reason : ndarray of uint8, shape of ``hh``
+        Rejection reason per cell (0 = not rejected).
+    actual, missing : int
+        Quality codes of actual and of not yet estimated cells.
+
+    Returns
+    -------
+    valid : ndarray of bool
+    energy : ndarray of float64 [kWh]
+    quality : ndarray of uint8
+    """
+    hh = np.asarray(hh, dtype=np.float64)
+    hh_reason = np.asarray(hh_reason, dtype=np.uint8)
+    if hh.ndim != 2 or hh_reason.shape != hh.shape:
+        raise ValueError("actual_cells: hh and hh_reason must be 2-D arrays of one shape")
+    valid = np.empty(hh.shape, dtype=np.bool_)
+    energy = np.empty(hh.shape)
+    quality = np.empty(hh.shape, dtype=np.uint8)
+    _actual_cells(hh, hh_reason, np.uint8(actual), np.uint8(missing), valid, energy, quality)
+    return valid, energy, quality
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _estimation_reasons(valid, missing_reason, hh_reason, hh, quality, invalid, de_energised_quality,
+                        de_energised, out):  # pragma: no cover - compiled; covered through estimation_reasons
+    for i in range(valid.shape[0]):
+        for j in range(valid.shape[1]):
+            r = np.uint8(0) if valid[i, j] else missing_reason[i, j]
+            if hh_reason[i, j] > 0 and np.isfinite(hh[i, j]):
+                r = invalid
+            if quality[i, j] == de_energised_quality:
+                r = de_energised
+            out[i, j] = r
+
+
+def estimation_reasons(valid: np.ndarray, missing_reason: np.ndarray, hh_reason: np.ndarray, hh: np.ndarray,
+                       quality: np.ndarray, invalid: int, de_energised_quality: int, de_energised: int) -> np.ndarray:
+    """DI-076 estimation reason per cell in one pass: 0 for valid actual data, else ``missing_reason``;
+    ``invalid`` where a value was refused, ``de_energised`` where the cell's quality is
+    ``de_energised_quality`` (later rules win), what ``np.where`` and two masked assignments give.
+
+    Parameters
+    ----------
+    valid : ndarray of bool, shape (n_mpan, n_t)
+    missing_reason : array-like of int, broadcastable to that shape
+        Reason of a cell without actual data (cast to uint8 as ``astype`` casts).
+    hh_reason : ndarray of uint8
+        HH rejection reason per cell (0 = not rejected).
+    hh : ndarray of float64
+        HH values [kWh] (a refused cell counts only if it holds a value).
+    quality : ndarray of uint8
+        Quality code per cell.
+    invalid, de_energised_quality, de_energised : int
+        The codes.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n_mpan, n_t)
+    """
+    shape = valid.shape
+    mr = np.asarray(missing_reason)
+    mr = np.broadcast_to(mr if mr.dtype == np.uint8 else mr.astype(np.uint8), shape)
+    out = np.empty(shape, dtype=np.uint8)
+    _estimation_reasons(np.asarray(valid, dtype=np.bool_), mr, np.asarray(hh_reason, dtype=np.uint8),
+                        np.asarray(hh, dtype=np.float64), np.asarray(quality, dtype=np.uint8), np.uint8(invalid),
+                        np.uint8(de_energised_quality), np.uint8(de_energised), out)
+    return out

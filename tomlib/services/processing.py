@@ -97,6 +97,8 @@ from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
 from tomlib.services._processing_kernel import (
+    actual_cells,
+    estimation_reasons,
     fill_scaled_rows,
     label_energy_sums,
     masked_row_sums,
@@ -839,7 +841,8 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     dup_reason, invalidate = screen_duplicates(dups, hh[d_row, d_col], cfg.duplicate_keep)
     kill = invalidate & (hh_reason[d_row, d_col] == 0) & np.isfinite(hh[d_row, d_col])
     hh_reason[d_row[kill], d_col[kill]] = HH_REASONS.index("conflicting_duplicate")
-    valid = np.isfinite(hh) & (hh_reason == 0)
+    # valid actual cells, and the energy and quality grids the estimation steps fill (one pass)
+    valid, energy, quality = actual_cells(hh, hh_reason, _Q["A"], _Q["MISSING"])
 
     # 3. load shapes
     cat = category_labels(st)
@@ -895,8 +898,6 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     counts["advances_unresolved"] = float(rv.unresolved)
 
     # 5. estimation hierarchy
-    energy = np.where(valid, hh, np.nan)
-    quality = np.where(valid, np.uint8(_Q["A"]), np.uint8(_Q["MISSING"]))
     # spans on the rows of the paired registers (register = position in `paired`), then by MPAN: the
     # MPANs of those registers (`p_rows`) are the only ones the register-based steps can fill
     span_reg = rv.spans["register"].to_numpy(dtype=np.int64)
@@ -970,9 +971,9 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     flat = default_ac[open_rows, None] / DAYS_PER_YEAR / np.asarray(cal.periods_in_day(dates.to_numpy()))[None, :]
     fill(flat, _Q["E7"], open_rows)
 
-    reason = np.where(valid, 0, np.asarray(data.missing_reason)).astype(np.uint8)
-    reason[(hh_reason > 0) & np.isfinite(hh)] = _R["Invalid"]
-    reason[quality == _Q["ZE1"]] = _R["De-Energised"]
+    # DI-076: the missing data's reason, Invalid where a value was refused, De-Energised where ZE1 (one pass)
+    reason = estimation_reasons(valid, data.missing_reason, hh_reason, hh, quality, _R["Invalid"], _Q["ZE1"],
+                                _R["De-Energised"])
 
     rejected = pd.concat([
         rejected_hh(hh_reason, hh, data.mpans, times.to_numpy(), source="hh"),
