@@ -182,3 +182,22 @@ def test_word_lookup_switching_between_rows_in_order_and_rows_at_random():
     right = np.where((take >= 0)[:, None], left[np.maximum(take, 0)], np.uint64(2**63 + 11))
     rows, duplicate = word_lookup(left, right)
     assert not duplicate and rows.tolist() == np.where(take >= 0, take, -1).tolist()
+
+
+def test_expected_rows_give_what_the_full_expected_table_gives():
+    """Registers reading their expected energy through expected_rows (a compact table, one shared row)
+    get the reasons and spans of the full per-register table."""
+    rng = np.random.default_rng(3)
+    n_reg, n_b = 6, 20
+    register = rng.integers(0, n_reg, 40)
+    boundary = rng.integers(0, n_b, 40)
+    value = rng.integers(0, 99_999, 40).astype(float)
+    full = np.cumsum(rng.random((n_reg, n_b)), axis=1)
+    full[[1, 4]] = 0.0  # the registers left on the shared row of zeros
+    rows = np.array([0, 4, 1, 2, 4, 3])
+    compact = np.vstack([full[[0, 2, 3, 5]], np.zeros((1, n_b))])
+    args = (register, boundary, value, np.full(40, 5), np.zeros(40, bool), rng.random(40) < 0.5)
+    want = validate_reads(*args, full)
+    got = validate_reads(*args, compact, expected_rows=rows)
+    assert got.reason.tolist() == want.reason.tolist() and (got.passes, got.unresolved) == (want.passes, want.unresolved)
+    pd.testing.assert_frame_equal(got.spans, want.spans)

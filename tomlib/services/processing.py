@@ -887,12 +887,16 @@ def process(data: SmartData, config=None, shapes: xr.DataArray | None = None) ->
     r_p = ratio[p_mpan]
     active_p = np.asarray(active)[paired]
     known_p = np.where(valid[p_mpan], hh[p_mpan], np.nan)
-    exp_cum = np.zeros((n_reg, n_t + 1))
-    exp_cum[paired] = expected_cumulative(r_p, active_p, ac[p_mpan], known_p)
+    # (the rows of the paired registers, and one row of zeros that every other register reads: the
+    # ~10^5 rows of zeros a full table held were a fresh ~100 MB per block)
+    exp_rows = np.full(n_reg, paired.size, dtype=np.int64)
+    exp_rows[paired] = np.arange(paired.size)
+    exp_cum = np.zeros((paired.size + 1, n_t + 1))
+    exp_cum[:paired.size] = expected_cumulative(r_p, active_p, ac[p_mpan], known_p)
     deemed = _is(reads["read_type"], "deemed")
     rv = validate_reads(reg_of_read[use], b[use], reads["value"].to_numpy(dtype=float)[use],
                         regs["digits"].to_numpy()[reg_of_read[use]], deemed[use] & (not cfg.use_deemed_reads),
-                        _is(reads["read_type"], "remote")[use], exp_cum, cfg.read_rules)
+                        _is(reads["read_type"], "remote")[use], exp_cum, cfg.read_rules, expected_rows=exp_rows)
     read_reason[np.flatnonzero(use)] = rv.reason
     counts["read_validation_passes"] = float(rv.passes)
     counts["advances_unresolved"] = float(rv.unresolved)

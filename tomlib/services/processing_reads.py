@@ -131,7 +131,7 @@ def _pairs(kept_pos: np.ndarray, register: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def validate_reads(register, boundary, value, digits, deemed, remote, expected_cum: np.ndarray,
-                   rules: ReadRules | None = None) -> ReadValidation:
+                   rules: ReadRules | None = None, expected_rows: np.ndarray | None = None) -> ReadValidation:
     """Consumption checks on register reads and the advances of the reads that pass.
 
     Parameters
@@ -150,6 +150,9 @@ def validate_reads(register, boundary, value, digits, deemed, remote, expected_c
         Cumulative expected energy of each register at each boundary [kWh]: the expected
         consumption between boundaries b1 < b2 is ``expected_cum[r, b2] - expected_cum[r, b1]``.
     rules : ReadRules, optional
+    expected_rows : array-like of int, shape (n_register,), optional
+        Row of ``expected_cum`` holding each register's (default: its own row), so that registers
+        whose expected energy is never needed can share one row of zeros.
 
     Returns
     -------
@@ -167,9 +170,10 @@ def validate_reads(register, boundary, value, digits, deemed, remote, expected_c
     order = np.lexsort((b, reg))
     kept = ~dm[order]  # positions in `order`
     reg_s, b_s, v_s, dg_s = reg[order], b[order], v[order], dg[order]
+    row_s = reg_s if expected_rows is None else np.asarray(expected_rows, dtype=np.int64)[reg_s]
     def check(prev, cur):
         adv, rolled = advance(v_s[prev], v_s[cur], dg_s[cur])
-        exp = expected_cum[reg_s[cur], b_s[cur]] - expected_cum[reg_s[cur], b_s[prev]]
+        exp = expected_cum[row_s[cur], b_s[cur]] - expected_cum[row_s[cur], b_s[prev]]
         limit = 2.0 * exp + rules.margin_kwh
         why = np.where(rolled & (adv > limit), "negative_advance",
                        np.where(adv > limit, "above_twice_expected",
