@@ -188,3 +188,14 @@ def test_validate_hh_compiled_equals_the_masked_passes(n, t, seed, with_energise
                         max_zero_share=share)
     assert got.dtype == np.uint8
     assert np.array_equal(got, _validate_hh_by_masks(e, mx, rows, on, min_run, share))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 40), st.integers(1, 50), st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.01, 0.5, 1.0]))
+def test_refused_cells_are_numpy_nonzero(m, n_t, seed, share):
+    rng = np.random.default_rng(seed)
+    reason = np.where(rng.random((m, n_t)) < share, rng.integers(1, 6, (m, n_t)), 0).astype(np.uint8)
+    for r in (reason, reason.astype(np.int64), np.asfortranarray(reason)):
+        i, j = v._refused_cells(r)
+        want_i, want_j = np.nonzero(r > 0)
+        assert i.tolist() == want_i.tolist() and j.tolist() == want_j.tolist()

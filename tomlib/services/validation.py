@@ -256,6 +256,20 @@ def screen_duplicates(duplicates: pd.DataFrame, grid_value, keep: str = "first")
     return reason, (~same) & (keep == "neither")
 
 
+def _refused_cells(reason: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(reason > 0)`` of a 2-D array of codes. Refused cells are rare: for C-ordered uint8
+    codes the nonzero 64-bit words (eight cells each) are found first and only their cells looked at
+    (a pass over 1/8 of the elements instead of a comparison and a scan of every cell)."""
+    if (reason.dtype == np.uint8 and reason.ndim == 2 and reason.flags.c_contiguous and reason.size
+            and reason.size % 8 == 0):
+        flat = reason.reshape(-1)
+        words = np.flatnonzero(flat.view(np.uint64))
+        cells = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+        cells = cells[flat[cells] > 0]
+        return np.divmod(cells, reason.shape[1])
+    return np.nonzero(reason > 0)
+
+
 def rejected_hh(reason: np.ndarray, energy: np.ndarray, mpans, times, source: str = "hh") -> pd.DataFrame:
     """One row per refused HH value.
 
@@ -277,7 +291,7 @@ def rejected_hh(reason: np.ndarray, energy: np.ndarray, mpans, times, source: st
         :data:`~tomlib.services.base.REJECTED_COLUMNS` (``field`` = "energy", ``value`` = the value
         as text) plus ``source``.
     """
-    i, j = np.nonzero(np.asarray(reason) > 0)
+    i, j = _refused_cells(np.asarray(reason))
     e = np.asarray(energy, dtype=float)[i, j]
     out = pd.DataFrame({
         "mpan": pd.array(np.asarray(mpans).astype(str)[i], dtype="str"),
