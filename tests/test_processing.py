@@ -572,3 +572,15 @@ def test_actual_cells_and_estimation_reasons_equal_the_numpy_passes(m, n_t, seed
     want[(hh_reason > 0) & np.isfinite(hh)] = 5
     want[quality == 7] = 6
     assert np.array_equal(estimation_reasons(valid, missing, hh_reason, hh, quality, 5, 7, 6), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="ab1\x00", max_size=5), min_size=1, max_size=20))
+def test_standing_text_column_of_several_widths_is_what_pandas_makes(values):
+    """A standing text column of ASCII values of several widths (written as Arrow buffers) equals
+    pd.array of its numpy strings, value for value and dtype; _narrowed is as wide as the longest value."""
+    text = np.array(values, dtype=str)
+    got, want = P._column(text), pd.array(text, dtype="str")
+    assert got.dtype == want.dtype and list(got) == list(want)
+    width = max((len(v) for v in text.tolist()), default=0)  # numpy's strings end at their last non-NUL
+    assert P._narrowed(text).dtype == np.dtype(f"<U{max(width, 1)}") and np.array_equal(P._narrowed(text), text)
