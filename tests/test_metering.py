@@ -512,3 +512,16 @@ def test_mpan_subsets_are_the_sorted_distinct_mpans():
     for enrolled, got in ((True, m.dcc_mpans), (False, m.read_mpans)):
         want = np.unique(m.meters["mpan"].to_numpy(dtype=str)[flag == enrolled])
         assert got.tolist() == want.tolist() and got.dtype == want.dtype
+
+
+@settings(max_examples=80, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 6))), st.data())
+def test_slot_differences_equal_numpy(cum, data):
+    n = data.draw(st.integers(0, 12))
+    slot = np.array(data.draw(st.lists(st.integers(0, cum.shape[0] - 1), min_size=n, max_size=n)), dtype=np.int64)
+    b1, b0 = (np.array(data.draw(st.lists(st.integers(0, cum.shape[1] - 1), min_size=n, max_size=n)), dtype=np.int64)
+              for _ in range(2))
+    want = cum[slot, b1] - cum[slot, b0]
+    np.testing.assert_array_equal(kernel.slot_differences(cum, slot, b1, b0), want)
+    with pytest.raises(IndexError):
+        kernel.slot_differences(cum, np.array([0]), np.array([cum.shape[1]]), np.array([0]))

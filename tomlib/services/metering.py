@@ -1051,7 +1051,8 @@ def build_metering(
     b_start = np.searchsorted(boundaries, start_at)
     end_at = np.where(np.isnat(removed_at), boundaries[-1], removed_at)[reg_meter]
     b_end = np.searchsorted(boundaries, end_at)
-    window_energy = cum[reg_slot, b_end] - cum[reg_slot, b_start]
+    window_energy = _kernel.slot_differences(cum, reg_slot, b_end, b_start) if cum.dtype == np.float64 \
+        else cum[reg_slot, b_end] - cum[reg_slot, b_start]
     rng_n = _rng(seed, "near_rollover")
     near = (~new_reg) & (rng_n.random(reg_meter.size) < config.near_rollover_share) & (window_energy >= 2.0)
     frac = rng_n.uniform(0.1, 0.9, reg_meter.size)
