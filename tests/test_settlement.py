@@ -346,3 +346,33 @@ def test_dashboards_numbers_and_views(tiny_runs):
         VolumeAllocationDashboard(recon=recon, run="R3")
     with pytest.raises(ValueError, match="direction must be one of"):
         supplier_allocation(recon, "SF", direction="both")
+
+
+def _table_digest(table: pd.DataFrame) -> str:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=32)
+    settlement._update_with_table(h, table)
+    return h.hexdigest()
+
+
+def test_a_table_feeds_the_input_digest_by_its_values_not_its_layout():
+    base = pd.DataFrame({"mpan": pd.array(["1", "22", "333", None], dtype="str"),
+                         "effective_from": pd.to_datetime(["2026-03-28"] * 4).as_unit("ns"),
+                         "energised": [True, False, True, True], "llfc": pd.array(["A", "", "C", "D"], dtype="str")})
+    # the same values chunked and sliced (Arrow offsets not from zero): the same digest
+    extra = pd.DataFrame({c: base[c].iloc[:2] for c in base.columns})
+    relaid = pd.concat([extra, base], ignore_index=True).iloc[2:].reset_index(drop=True)
+    assert _table_digest(relaid) == _table_digest(base)
+    changed = {
+        "a character": base.assign(mpan=pd.array(["1", "22", "334", None], dtype="str")),
+        "a character moved between rows": base.assign(mpan=pd.array(["12", "2", "333", None], dtype="str")),
+        "null for empty text": base.assign(llfc=pd.array(["A", None, "C", "D"], dtype="str")),
+        "a flag": base.assign(energised=[True, True, True, True]),
+        "an instant": base.assign(effective_from=base["effective_from"] + pd.Timedelta("30min")),
+        "a column name": base.rename(columns={"llfc": "llf_class"}),
+        "a row": base.iloc[:3],
+    }
+    digests = {why: _table_digest(t) for why, t in changed.items()}
+    assert _table_digest(base) not in digests.values()
+    assert len(set(digests.values())) == len(digests)

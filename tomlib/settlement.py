@@ -24,7 +24,7 @@ One run for a set of settlement days
 
 The run's result is one Dataset (dims ``aggregate``, ``time``, ``gsp_group_id``, ``direction``,
 ``bm_unit_id``, ``status``, ``settlement_day``) with its provenance in ``attrs``: scenario name and
-digest, seed, run, timetable, as-of range, code version, input digest (SHA-256 of the inputs it
+digest, seed, run, timetable, as-of range, code version, input digest (BLAKE2b of the inputs it
 used), the segment services used and the checks (JSON). :func:`settle` saves it atomically with
 :func:`tomlib.cube.save` to ``<data_root>/<scenario>/settlement/<run>.zarr``.
 
@@ -629,9 +629,10 @@ def _provenance(ctx: _Context, run: str, as_of: pd.Series, used: dict, checks: d
 
 
 def _input_digest(ctx: _Context, run: str, as_of: pd.Series) -> str:
-    """SHA-256 of what the run reads: run and as-of instants, market arrays on the run's periods,
-    registration, settings."""
-    h = hashlib.sha256()
+    """BLAKE2b (256 bits) of what the run reads: run and as-of instants, market arrays on the run's
+    periods, registration, settings. (BLAKE2b rather than SHA-256: it hashes a block's ~100 MB of
+    energy twice as fast here, and is as strong.)"""
+    h = hashlib.blake2b(digest_size=32)
     m = ctx.market
     h.update(ctx.scenario_digest.encode())
     h.update(run.encode())
@@ -643,9 +644,46 @@ def _input_digest(ctx: _Context, run: str, as_of: pd.Series) -> str:
     h.update(_mpan_text(m.meters).tobytes())
     h.update(np.ascontiguousarray(m.line_loss_factors.sel(time=ctx.times).values).tobytes())
     h.update(np.ascontiguousarray(m.gsp_group_take.sel(time=ctx.times).values).tobytes())
-    h.update(pd.util.hash_pandas_object(ctx.events, index=False).to_numpy().tobytes())
+    _update_with_table(h, ctx.events)
     h.update(json.dumps(ctx.config.describe(), sort_keys=True).encode())
     return h.hexdigest()
+
+
+def _update_with_table(h, table: pd.DataFrame) -> None:
+    """Feed a table to a hash as its raw values, column by column.
+
+    The row count, then per column its name, dtype and values: the bytes of NumPy columns (numbers,
+    booleans, datetimes); for text (Arrow-backed or object) the Arrow offsets counted from zero, the
+    characters they span and the nulls. Two tables feed the same bytes exactly when they have the
+    same columns, dtypes and values (however the text is chunked or sliced); no Python object per row
+    (``pd.util.hash_pandas_object`` took ~0.2 s for a block's 240,000 events and gave 64 bits per row).
+
+    Parameters
+    ----------
+    h : hashlib hash
+        Updated in place.
+    table : DataFrame
+    """
+    import pyarrow as pa
+
+    h.update(f"{len(table)} rows".encode())
+    for name in table.columns:
+        column = table[name]
+        h.update(f"\0{name}\0{column.dtype}\0".encode())
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufmM":
+            h.update(np.ascontiguousarray(column.to_numpy()).view(np.uint8).data)
+            continue
+        text = pa.array(column, from_pandas=True).cast(pa.large_string())
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        if len(text) == 0:
+            continue
+        _, offsets_buf, data_buf = text.buffers()
+        offsets = np.frombuffer(offsets_buf, np.int64)[text.offset:text.offset + len(text) + 1]
+        h.update((offsets - offsets[0]).data)
+        if data_buf is not None:
+            h.update(memoryview(data_buf)[int(offsets[0]):int(offsets[-1])])
+        h.update(np.packbits(text.is_null().to_numpy(zero_copy_only=False)).data)
 
 
 @lru_cache(maxsize=1)

@@ -101,7 +101,7 @@ class RunPartial:
     used : dict
         Segment -> data service used.
     input_digest : str
-        SHA-256 of the block's inputs to the run (as :func:`tomlib.settlement.settle_run` records).
+        BLAKE2b of the block's inputs to the run (as :func:`tomlib.settlement.settle_run` records).
     settled_digest : str
         :func:`settled_digest` of the block's settled meter cube.
     """
