@@ -165,3 +165,19 @@ def visible_entries(folder: str | Path) -> list[str]:
 def hidden_entries(folder: str | Path) -> list[str]:
     """Hidden names in a folder (temporaries of :mod:`tomlib._io`)."""
     return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith("."))
+
+
+def open_offline(browser, path: str | Path):
+    """Open a saved page in Chromium with every request other than file/data/blob aborted.
+
+    Returns the page (still open), the URLs of failed requests and the console and page errors,
+    both lists filling while the page runs."""
+    failed, errors = [], []
+    page = browser.new_page()
+    page.route("**/*", lambda route: route.continue_()
+               if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort())
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(Path(path).resolve().as_uri(), wait_until="load")
+    return page, failed, errors

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from helpers import open_offline
 
 from tomlib import reports
 from tomlib.records import MIME, jsonable, read_records, record
@@ -236,14 +237,7 @@ def test_pixel_check_fails_on_blank_chart_boxes(market_nb, browser, tmp_path):
 def test_pages_load_offline_without_errors_and_bokeh_renders(build, market_nb, browser, page_name):
     """Open each page with every non-file request aborted; nothing may fail, Bokeh must render."""
     path = {"report": market_nb.html, "dashboard": market_nb.dashboard, "index": build.index_path}[page_name]
-    failed, errors = [], []
-    page = browser.new_page()
-    page.route("**/*", lambda route: route.continue_()
-               if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort())
-    page.on("requestfailed", lambda r: failed.append(r.url))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(path.resolve().as_uri(), wait_until="load")
+    page, failed, errors = open_offline(browser, path)
     if page_name != "index":
         page.wait_for_function(reports.BOKEH_RENDERED_JS, timeout=60_000)
         assert page.evaluate("() => Bokeh.documents.length") > 0

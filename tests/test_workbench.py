@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import open_offline
 
 from tomlib import reports
 from tomlib.reports import NOTEBOOKS_DIR
@@ -138,13 +139,7 @@ def test_report_pages_link_no_remote_stylesheet(build):
 @pytest.mark.browser
 @pytest.mark.parametrize("name", BUILT)
 def test_report_pages_request_nothing_from_the_network(build, browser, name):
-    failed, errors = [], []
-    page = browser.new_page()
-    page.route("**/*", lambda route: route.continue_()
-               if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort())
-    page.on("requestfailed", lambda r: failed.append(r.url))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(build[name].html.resolve().as_uri(), wait_until="load")
+    page, failed, errors = open_offline(browser, build[name].html)
     page.wait_for_function(reports.BOKEH_RENDERED_JS, timeout=60_000)
     page.wait_for_timeout(300)
     page.close()

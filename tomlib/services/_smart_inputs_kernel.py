@@ -436,6 +436,9 @@ def in_service(codes: np.ndarray, reg_count: np.ndarray, reg_start: np.ndarray, 
 # Text as rows of code points (numpy ``<U`` viewed as uint32, zero-padded: equal rows, equal text).
 
 
+# The same hash and row equality as _processing_kernel._row_hash / _same, written again here on
+# purpose: numba's on-disk cache is invalidated by the caller's own file only, so a kernel calling
+# one from another module would keep a stale compiled copy of it after that module changed.
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _point_hash(points, i):  # pragma: no cover - compiled; covered through read_rows / rows_in
     h = np.uint64(0x9E3779B97F4A7C15)
