@@ -29,8 +29,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "DEFAULT_WORKERS", "WORKER_MALLOC", "PeakMemory", "Runner", "StageClock",
-           "open_runner"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "DEFAULT_WORKERS", "LOCAL_WORKER_CONFIG", "WORKER_MALLOC", "PeakMemory", "Runner",
+           "StageClock", "open_runner"]
 
 #: Worker processes of the default local cluster (the machine's 2 cores).
 DEFAULT_WORKERS = 2
@@ -46,6 +46,10 @@ DEFAULT_MEMORY_LIMIT = "10GiB"
 #: (NumPy asks for them).
 WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 32 * 2**20, "MALLOC_TRIM_THRESHOLD_": 4 * 2**30,
                  "MALLOC_TOP_PAD_": 2**30}
+
+#: dask settings of the local workers. Their statistical profiler samples the running task's stack
+#: every 10 ms, holding the GIL, for a dashboard the local cluster does not start.
+LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 class Runner:
@@ -158,7 +162,8 @@ def open_runner(*, scheduler: str | None = None, workers: int = DEFAULT_WORKERS,
         raise ValueError(f"workers must be >= 1, got {workers}")
     import dask
 
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()}):
+    with dask.config.set({**{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()},
+                          **LOCAL_WORKER_CONFIG}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
                                memory_limit=memory_limit, dashboard_address=None, silence_logs=logging.ERROR)
     client = Client(cluster)
