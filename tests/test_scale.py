@@ -257,22 +257,22 @@ def test_tom_generate_and_settle_pick_the_chunked_engine_and_a_cluster_agrees(au
     assert list(here_ds["block_settled_digest"].values) == list(there_ds["block_settled_digest"].values)
 
 
-def _task_with_a_dask_computation(i: int) -> tuple[float, float]:
-    import time
-
-    import dask.array as da
-
-    started = time.perf_counter()
-    assert int(da.ones(8, chunks=2).sum().compute()) == 8  # as xarray's .load() of a chunked file does
-    time.sleep(0.3)
-    return started, time.perf_counter()
-
-
 def test_a_one_thread_worker_runs_one_block_at_a_time_even_when_a_block_computes_with_dask():
     # a dask computation inside a task would otherwise go to the cluster and secede the task's thread,
     # and the worker would start its next task beside it
-    with open_runner(workers=1, processes=False, memory_limit="1GiB") as runner:
-        spans = sorted(runner.map(_task_with_a_dask_computation, range(3)))
+
+    def task_with_a_dask_computation(i: int) -> tuple[float, float]:  # pickled by value for the worker
+        import time
+
+        import dask.array as da
+
+        started = time.time()
+        assert int(da.ones(8, chunks=2).sum().compute()) == 8  # as xarray's .load() of a chunked file does
+        time.sleep(0.3)
+        return started, time.time()
+
+    with open_runner(workers=1, memory_limit="1GiB") as runner:  # a worker process: nothing shared with pytest
+        spans = sorted(runner.map(task_with_a_dask_computation, range(3)))
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
 
 
