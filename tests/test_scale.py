@@ -364,7 +364,11 @@ def test_scale_benchmark_rows_with_and_without_a_market_store(tmp_path):
     assert end.notes["market"].startswith("regenerated")
     check = by_stage["tom settle --run SF (no store)"].notes["sample_check"]
     assert check["settled_digest_equal"] and check["aggregates_max_abs_diff_kwh"] == 0.0
-    assert by_stage["tom settle --run SF (no store)"].notes["checks_ok"]
+    notes = by_stage["tom settle --run SF (no store)"].notes
+    assert notes["checks_ok"] and notes["checks_failed"] == []
+    assert len(notes["blocks"]) == end.blocks
+    assert sum(b["mpans"] for b in notes["blocks"]) == end.mpans
+    assert all(0.0 <= b["start"] <= b["end"] and b["cpu_seconds"] > 0 and b["worker"] for b in notes["blocks"])
     a = settlement.open_run(tmp_path / "a" / "bench_700" / "settlement" / "SF.zarr")
     b = settlement.open_run(tmp_path / "b" / "bench_700" / "settlement" / "SF.zarr")
     for name in ("allocated_net", "corrected", "gcf", "block_energy"):

@@ -149,7 +149,7 @@ def _one(scenario, mpan_days: int, root: Path, *, runner, block_mpans: int, runs
     mpans = done.rows
     cells = int(sum(b["cells"] for b in done.blocks))
     n_b = len(done.plan)
-    notes = {"checks_ok": _checks_ok(chunked.result), "runner": chunked.runner}
+    notes = {**_checks_notes(chunked.result), "runner": chunked.runner}
     gen_cpu = sum(sum(b["cpu_seconds"].values()) for b in done.blocks)
     set_cpu = sum(sum(b.cpu_seconds.values()) for b in chunked.blocks)
     if sample:
@@ -192,8 +192,9 @@ def _one_pass(scenario, mpan_days: int, root: Path, *, runner, block_mpans: int,
     cells = int(sum(b.cells["all"] for b in chunked.blocks))
     n_b = len(chunked.plan)
     cpu = sum(sum(b.cpu_seconds.values()) for b in chunked.blocks)
-    notes = {"checks_ok": _checks_ok(chunked.result), "runner": chunked.runner, "driver_seconds": chunked.seconds,
-             "market": "regenerated from the block seeds inside the block tasks (no market store)"}
+    notes = {**_checks_notes(chunked.result), "runner": chunked.runner, "driver_seconds": chunked.seconds,
+             "market": "regenerated from the block seeds inside the block tasks (no market store)",
+             "blocks": _block_timings(chunked.blocks)}
     if sample:
         ds = chunked.result.runs[runs[0]].dataset
         smallest = int(np.argmin([b.import_mpans for b in chunked.plan.blocks]))
@@ -209,10 +210,25 @@ def _one_pass(scenario, mpan_days: int, root: Path, *, runner, block_mpans: int,
     return rows + _stage_rows(stats, mpan_days, mpans, n_b, STAGES)
 
 
-def _checks_ok(result) -> bool:
+def _checks_notes(result) -> dict:
+    """``checks_ok``, and each check that failed with its value and what was expected, so that a
+    failure in a run nobody keeps can be read from the benchmark's JSON."""
     from tomlib import settlement
 
-    return bool(settlement.check_table(result)["ok"].all())
+    table = settlement.check_table(result)
+    failed = table.loc[~table["ok"], ["run", "check", "value", "expected"]]
+    return {"checks_ok": bool(table["ok"].all()), "checks_failed": failed.to_dict("records")}
+
+
+def _block_timings(blocks) -> list[dict]:
+    """Per block, in block order: name, MPANs, worker, start and end of its task [s from the first
+    task's start], wall and CPU time summed over its stages [s], peak RSS [bytes] -- to see which
+    blocks cost more than their size says, and how long a worker waited at the end."""
+    first = min((b.span[0] for b in blocks), default=0.0)
+    return [{"block": b.name, "mpans": b.mpans, "worker": b.worker, "start": round(b.span[0] - first, 3),
+             "end": round(b.span[1] - first, 3), "seconds": round(sum(b.seconds.values()), 3),
+             "cpu_seconds": round(sum(b.cpu_seconds.values()), 3), "peak_rss": max(b.peak_rss.values(), default=0)}
+            for b in blocks]
 
 
 def warm_up() -> None:

@@ -40,6 +40,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +130,8 @@ class BlockPartial:
     seconds: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss: dict[str, int] = field(default_factory=dict)
+    span: tuple[float, float] = (0.0, 0.0)  # task start and end, seconds since the epoch
+    worker: str = ""  # host:pid of the process that ran it
 
 
 def settled_digest(settled: xr.Dataset) -> str:
@@ -169,6 +173,7 @@ def settle_block(index: int, scenario_dict: dict, plan_json: str, runs: list[str
     from tomlib.services import aggregation
     from tomlib.services import processing as processing_mod
 
+    started = time.time()
     clock = StageClock()
     scenario = Scenario.from_dict(scenario_dict)
     plan = BlockPlan.from_json(plan_json)
@@ -213,7 +218,8 @@ def settle_block(index: int, scenario_dict: dict, plan_json: str, runs: list[str
     take = market.gsp_group_take.sel(time=ctx.times)
     return BlockPartial(block=index, name=block.name, mpans=int(segments.size), cells=cells, truth=ctx.truth,
                         take=take, runs=partials, seconds=dict(clock.seconds), cpu_seconds=dict(clock.cpu_seconds),
-                        peak_rss=dict(clock.peak_rss))
+                        peak_rss=dict(clock.peak_rss), span=(started, time.time()),
+                        worker=f"{socket.gethostname()}:{os.getpid()}")
 
 
 # ------------------------------------------------------------------------------------------ combining
