@@ -243,11 +243,17 @@ def test_tom_generate_and_settle_pick_the_chunked_engine_and_a_cluster_agrees(au
         # the workers started with the malloc settings that keep a block's freed arrays for the next
         environs = runner.client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC})
         assert list(environs.values()) == [{k: str(v) for k, v in WORKER_MALLOC.items()}] * 2
-        # and without the statistical profiler (every 10 ms, for a dashboard that is not started)
+        # and without the statistical profiler (every 10 ms, for a dashboard that is not started);
+        # every server -- workers, their nannies and the scheduler -- checks its event loop once a
+        # second, not every 20 ms
         import dask
 
         profiling = runner.client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
         assert list(profiling.values()) == [False, False]
+        ticks = [*runner.client.run(lambda dask_worker: dask_worker._tick_interval).values(),
+                 *runner.client.run(lambda dask_worker: dask_worker._tick_interval, nanny=True).values(),
+                 runner.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval)]
+        assert ticks == [1.0] * 5
         there = settle_chunked(autumn, ["SF"], store=store, runner=runner, save=False)
     assert "local dask cluster" in there.runner and len(there.plan) == 2
     there_ds = there.result.runs["SF"].dataset
