@@ -156,6 +156,40 @@ def test_runs_converge_to_the_truth(tiny_runs):
     assert conv.loc["RF", "default_share"] == 0.0 and conv.loc["II", "default_share"] > 0.0
 
 
+_TAKE = "GSP group take [kWh]"
+_AGGREGATION = "aggregation: |sum consumption aggregates - defaults - sum settled MPAN energy| [kWh]"
+
+
+def _with_checks(result, run: str, take: float | None = None, aggregation: float | None = None):
+    """``result`` with one run's recorded GSP group take and aggregation residual changed [kWh]."""
+    ds = result.runs[run].dataset.copy()
+    checks = json.loads(ds.attrs["checks"])
+    assert _TAKE in checks and _AGGREGATION in checks
+    checks[_TAKE] = checks[_TAKE] if take is None else take
+    checks[_AGGREGATION] = checks[_AGGREGATION] if aggregation is None else aggregation
+    ds.attrs["checks"] = json.dumps(checks)
+    return settlement.SettlementRuns(runs={run: settlement.RunResult(run, ds)}, reconciliation=result.reconciliation)
+
+
+def test_residual_tolerance_grows_with_the_energy_settled(tiny_runs):
+    """A residual from float64 rounding of a GB-sized run (1.7e-6 kWh of 7e8 kWh, seen on the GB
+    day) passes; the same residual in a small run fails, and a lost kWh fails at any size."""
+    aggregation = "aggregates = sum of their MPANs' settled energy (abs residual)"
+
+    def row(**changes):
+        table = settlement.check_table(_with_checks(tiny_runs, "SF", **changes)).set_index("check")
+        return table.loc[aggregation]
+
+    gb = row(take=7.0e8, aggregation=1.7e-6)
+    assert gb["ok"] and gb["expected"] == "<= 0.0007"
+    small = row(aggregation=1.7e-6)
+    assert not small["ok"] and small["expected"] == "<= 1e-06"
+    assert not row(take=7.0e8, aggregation=1.0)["ok"]
+    strict = settlement.check_table(_with_checks(tiny_runs, "SF", take=7.0e8, aggregation=1.7e-6),
+                                    relative_tolerance=0.0).set_index("check")
+    assert not strict.loc[aggregation, "ok"]
+
+
 def test_who_pays_adds_up_to_the_energy_outside_true_volumes(tiny_runs):
     recon = tiny_runs.reconciliation
     table = settlement.who_pays(recon)

@@ -217,7 +217,8 @@ def _checks_notes(result) -> dict:
 
     table = settlement.check_table(result)
     failed = table.loc[~table["ok"], ["run", "check", "value", "expected"]]
-    return {"checks_ok": bool(table["ok"].all()), "checks_failed": failed.to_dict("records")}
+    return {"checks_ok": bool(table["ok"].all()), "checks_failed": failed.to_dict("records"),
+            "gsp_group_take_kwh": {run: res.checks["GSP group take [kWh]"] for run, res in result.runs.items()}}
 
 
 def _block_timings(blocks) -> list[dict]:
