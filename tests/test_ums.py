@@ -3,6 +3,10 @@ fallback order, and the segment service on a generated truth (46- and 50-period 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -441,6 +445,36 @@ def test_settle_segment_follows_the_protocol(generated):
         errors[method] = float(res.meters["energy"].sum() / truth.energy.sum() - 1)
     # every method is close to the truth, none is the truth
     assert all(0 < abs(e) < 0.1 for e in errors.values()), errors
+
+
+_UMS_ENERGY_DIGEST = """
+import hashlib, numpy as np, pandas as pd
+from tomlib import calendar as cal, reference
+from tomlib.services import ums
+days = pd.date_range("2026-10-24", "2026-10-26")
+times = cal.time_axis(days[0], days[-1])
+truth = ums.generate_ums_truth(None, reference.gsp_groups(), times, np.random.default_rng(7), {"_C": 200, "_P": 200})
+h = hashlib.blake2b()
+for method in ("passive", "pecu", "cms"):
+    res = ums.settle_segment(truth, days[-1] + pd.Timedelta(days=10), run="R1", settlement_dates=days,
+                             config={"method": method})
+    h.update(np.ascontiguousarray(res.meters["energy"].values).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_equivalent_meter_energy_does_not_depend_on_the_blas_thread_count():
+    """The same UMS MPANs settle to the same bits in a one-thread dask worker and in a process whose
+    BLAS uses several threads (a BLAS matrix product rounds differently with its thread count: the
+    GB day's in-memory sample check found one UMS cell 1 ulp apart)."""
+    digests = set()
+    for threads in ("1", "4"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        done = subprocess.run([sys.executable, "-c", _UMS_ENERGY_DIGEST], check=False, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_settle_segment_sees_only_what_has_arrived(generated):

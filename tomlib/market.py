@@ -1290,8 +1290,10 @@ def _losses_and_take(scenario, energy: np.ndarray, standing: dict[str, np.ndarra
     groups = np.array(scenario.gsp_groups)
     member = np.asarray(standing["gsp_group"], dtype=str)[None, :] == groups[:, None]  # (group, mpan)
     is_import = np.asarray(standing["measurement_quantity"], dtype=str) == "AI"
-    imports_llf = (member & is_import).astype(float) @ at_gsp
-    exports_llf = (member & ~is_import).astype(float) @ at_gsp
+    # einsum's own loops, not a BLAS product, whose rounding depends on its thread count: the take of a
+    # block must not depend on the process that generates it (a one-thread dask worker, or not)
+    imports_llf = np.einsum("gm,mt->gt", (member & is_import).astype(float), at_gsp)
+    exports_llf = np.einsum("gm,mt->gt", (member & ~is_import).astype(float), at_gsp)
     del at_gsp
     ue = scenario.market.unaccounted_energy
     fraction = ue.mean + ue.sd * stream(scenario.seed, "unaccounted").standard_normal(imports_llf.shape)
