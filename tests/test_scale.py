@@ -46,6 +46,7 @@ from tomlib.scale import (
 )
 from tomlib.scale import plan as plan_mod
 from tomlib.scale.cluster import WORKER_MALLOC
+from tomlib.scale.settle import largest_first
 from tomlib.services import aggregation, volume_allocation
 
 
@@ -265,9 +266,9 @@ def test_tom_generate_and_settle_pick_the_chunked_engine_and_a_cluster_agrees(au
 
 def test_a_one_thread_worker_runs_one_block_at_a_time_even_when_a_block_computes_with_dask():
     # a dask computation inside a task would otherwise go to the cluster and secede the task's thread,
-    # and the worker would start its next task beside it
+    # and the worker would start its next task beside it; tasks start in the order given
 
-    def task_with_a_dask_computation(i: int) -> tuple[float, float]:  # pickled by value for the worker
+    def task_with_a_dask_computation(i: int) -> tuple[float, float, int]:  # pickled by value for the worker
         import time
 
         import dask.array as da
@@ -275,11 +276,20 @@ def test_a_one_thread_worker_runs_one_block_at_a_time_even_when_a_block_computes
         started = time.time()
         assert int(da.ones(8, chunks=2).sum().compute()) == 8  # as xarray's .load() of a chunked file does
         time.sleep(0.3)
-        return started, time.time()
+        return started, time.time(), i
 
     with open_runner(workers=1, memory_limit="1GiB") as runner:  # a worker process: nothing shared with pytest
-        spans = sorted(runner.map(task_with_a_dask_computation, range(3)))
-    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
+        spans = sorted(runner.map(task_with_a_dask_computation, [2, 0, 3, 1]))
+    assert all(end <= next_start for (_, end, _), (next_start, _, _) in itertools.pairwise(spans)), spans
+    assert [i for _, _, i in spans] == [2, 0, 3, 1]
+
+
+def test_blocks_are_run_largest_first():
+    plan = plan_blocks(scenario_mod.load_scenario("gb"))
+    order = largest_first(plan)
+    sizes = [plan.blocks[i].import_mpans for i in order]
+    assert sorted(order) == list(range(len(plan))) and sizes == sorted(sizes, reverse=True)
+    assert sizes[0] > sizes[-1]  # the GB day's GSP groups split into blocks of different sizes
 
 
 # ------------------------------------------------------------------------------------------ combining

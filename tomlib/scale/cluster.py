@@ -101,8 +101,8 @@ class Runner:
     def map(self, fn: Callable, items: Iterable, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """``fn(item, *args, **kwargs)`` for every item; results in completion order.
 
-        Each result is released on the cluster as soon as it is yielded, so only results not yet
-        consumed are held anywhere.
+        Tasks start in the order of ``items``. Each result is released on the cluster as soon as it
+        is yielded, so only results not yet consumed are held anywhere.
         """
         items = list(items)
         if self.client is None:
@@ -112,7 +112,7 @@ class Runner:
         from distributed import as_completed
 
         name = getattr(fn, "__name__", "task")
-        futures = [self.client.submit(_one_task_at_a_time, fn, item, *args,
+        futures = [self.client.submit(_one_task_at_a_time, fn, item, *args, priority=len(items) - i,
                                       key=f"{name}-{i}-{os.getpid()}-{uuid.uuid4().hex[:8]}", **kwargs)
                    for i, item in enumerate(items)]
         try:
