@@ -3,7 +3,7 @@
 The in-memory path (:func:`tomlib.market.generate`, :func:`tomlib.settlement.settle_run`) holds a
 whole market in one process; a GB day (30 million MPANs x 48 periods, 1.4 billion values) does
 not fit. The chunked engine cuts the market into **blocks** (GSP group x MPAN block, at most
-``block_mpans`` import MPANs each, 250,000 by default; a GSP group may span several blocks) and
+``block_mpans`` import MPANs each, 500,000 by default; a GSP group may span several blocks) and
 runs every block through the *same* functions the in-memory path uses:
 
 - :mod:`~tomlib.scale.plan`: the block plan; each block has its own seed and MPAN core range, so a

@@ -6,8 +6,8 @@ its rows go into the same JSON file as the in-memory benchmark (key ``"scale"``)
 Sizes
 -----
 A size of N MPAN-days is one settlement day of the ``gb`` scenario's settings with N import MPANs
-in one GSP group (``_A``), so blocks are full size (250,000 import MPANs by default) from 10^6 up
-and the cost can be compared across sizes: 10^5 is one block, 10^6 four, 10^7 forty. Export MPANs
+in one GSP group (``_A``), so blocks are full size (500,000 import MPANs by default) from 10^6 up
+and the cost can be compared across sizes: 10^5 is one block, 10^6 two, 10^7 twenty. Export MPANs
 of solar homes come on top (about 1.4 %); meter-periods count every MPAN x period.
 
 What is measured, per size
