@@ -1031,8 +1031,8 @@ def check_table(result: SettlementRuns, tolerance_kwh: float = 1e-6,
         Largest accepted residual as a share of the run's GSP group take [-]. The two sides of a
         residual are sums of up to 1.4 billion MPAN-periods added in different orders (by aggregate,
         by block, cell by cell), so they differ by the rounding of float64 sums: on the GB day
-        (7e8 kWh) by 1.7e-6 kWh, 2e-15 of the take. 1e-12 leaves room for that and still fails for
-        any lost or doubled MPAN-period of more than a thousandth of a kWh per 1e9 kWh settled.
+        (take 5.2e8 kWh) by 1.7e-6 kWh, 3e-15 of the take. 1e-12 leaves room for that and still
+        fails for any lost or doubled MPAN-period of more than a thousandth of a kWh per 1e9 kWh.
 
     Returns
     -------
