@@ -56,8 +56,8 @@ WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 32 * 2**20, "MALLOC_TRIM_THRESHOLD_":
 #: 0.1 s. Measured on ten 240k-MPAN blocks: this process used 4-5 CPU s beside the blocks' 90, each
 #: worker's event loop 1.3-1.6 s, and the blocks were off the CPU for 7 % of their wall time; with
 #: these settings 1.1 s, 0.25 s and 3 %, and the ten blocks settled in 44-47 s instead of 50-56 s. A
-#: block peaks far below the memory limit (2.4 of 10 GiB), so a 1 s memory check still pauses or
-#: restarts a runaway worker in time.
+#: block peaks far below the memory limit (under 4 of 10 GiB), so a 1 s memory check still pauses
+#: or restarts a runaway worker in time.
 LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
