@@ -14,8 +14,8 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tomlib import _text, cube
 from tomlib import calendar as cal
-from tomlib import cube
 from tomlib import market as market_mod
 from tomlib import scenario as scenario_mod
 from tomlib.services import meter_reading as mr_mod
@@ -455,9 +455,9 @@ def test_standing_text_is_what_the_pandas_columns_convert_back_to(tiny, tiny_day
     for c, got in data.standing_text.items():
         ref = P._numpy_text(data.standing[c])
         assert got.dtype == ref.dtype and np.array_equal(got, ref), c
-    narrowed = P._narrowed(np.array(["ab", "", "abcé"], dtype="<U9"))
+    narrowed = _text.tight(np.array(["ab", "", "abcé"], dtype="<U9"))
     assert narrowed.dtype == np.dtype("<U4") and narrowed.tolist() == ["ab", "", "abcé"]
-    assert P._narrowed(np.array(["", ""], dtype="<U3")).dtype == np.dtype("<U1")
+    assert _text.tight(np.array(["", ""], dtype="<U3")).dtype == np.dtype("<U1")
 
 
 @settings(max_examples=60, deadline=None)
@@ -578,9 +578,9 @@ def test_actual_cells_and_estimation_reasons_equal_the_numpy_passes(m, n_t, seed
 @given(st.lists(st.text(alphabet="ab1\x00", max_size=5), min_size=1, max_size=20))
 def test_standing_text_column_of_several_widths_is_what_pandas_makes(values):
     """A standing text column of ASCII values of several widths (written as Arrow buffers) equals
-    pd.array of its numpy strings, value for value and dtype; _narrowed is as wide as the longest value."""
+    pd.array of its numpy strings, value for value and dtype; tight text is as wide as the longest value."""
     text = np.array(values, dtype=str)
     got, want = P._column(text), pd.array(text, dtype="str")
     assert got.dtype == want.dtype and list(got) == list(want)
     width = max((len(v) for v in text.tolist()), default=0)  # numpy's strings end at their last non-NUL
-    assert P._narrowed(text).dtype == np.dtype(f"<U{max(width, 1)}") and np.array_equal(P._narrowed(text), text)
+    assert _text.tight(text).dtype == np.dtype(f"<U{max(width, 1)}") and np.array_equal(_text.tight(text), text)

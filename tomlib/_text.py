@@ -127,6 +127,14 @@ def int_keys(text: np.ndarray, width: int | None = None) -> np.ndarray | None:
 
 
 def tight(text: np.ndarray) -> np.ndarray:
-    """Text array in the narrowest ``<U`` width holding it (as numpy gives for converted text)."""
-    width = int(np.char.str_len(text).max()) if text.size else 1
-    return text.astype(f"<U{max(width, 1)}")
+    """Text array in the narrowest ``<U`` width holding it, at least 1 (as numpy gives for converted
+    text): the last character position any value uses. Always a new array; when a value uses the
+    array's last position it is already the narrowest and only copied."""
+    text = np.ascontiguousarray(text)
+    if not text.size or not text.dtype.itemsize:
+        return text.astype("<U1")
+    points = text.view(np.uint32).reshape(text.size, -1)
+    if points[:, -1].any():
+        return text.copy()
+    used = np.flatnonzero(points.any(axis=0))
+    return text.astype(f"<U{int(used[-1]) + 1 if used.size else 1}")

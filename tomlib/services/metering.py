@@ -546,11 +546,7 @@ class Metering:
         sel = flag.to_numpy() if enrolled else ~flag.to_numpy()
         # codes are positions in the sorted distinct MPANs: distinct codes in order = np.unique
         codes = np.flatnonzero(np.bincount(keys.meter_mpan[sel], minlength=keys.mpans.size) > 0)
-        mpans = keys.mpans[codes]
-        points = mpans.view(np.uint32).reshape(mpans.size, -1) if mpans.size and mpans.dtype.itemsize else None
-        if points is not None and points[:, -1].any():  # a value of full width: already the narrowest
-            return codes, mpans
-        return codes, _tight(mpans)
+        return codes, _tight(keys.mpans[codes])
 
     def _keys(self) -> _MeterKeys:
         """Integer keys of the current tables (derived again when a key column changed)."""

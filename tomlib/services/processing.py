@@ -93,7 +93,7 @@ from pandas.errors import InvalidIndexError
 
 from tomlib import calendar as cal
 from tomlib import cube, reference
-from tomlib._text import arrow_text, numpy_text
+from tomlib._text import arrow_text, numpy_text, tight
 from tomlib.services import meter_reading as mr_mod
 from tomlib.services import metering as mt_mod
 from tomlib.services import retrieval as rt_mod
@@ -533,24 +533,15 @@ def _numpy_text(column: pd.Series):
     return np.asarray(distinct, dtype=object).astype(np.str_)[codes]
 
 
-def _narrowed(values: np.ndarray) -> np.ndarray:
-    """Numpy strings as wide as their longest value (at least 1): what :func:`_numpy_text` makes of the
-    pandas column of them, without the round trip (the width is the last character position any
-    value uses)."""
-    points = values.view(np.uint32).reshape(values.size, -1)
-    if points.size and points[:, -1].any():  # a value uses the last position: the array's width
-        return values.copy()
-    used = np.flatnonzero(points.any(axis=0))
-    return values.astype(f"<U{max(int(used[-1]) + 1 if used.size else 0, 1)}")
-
-
 def _standing(meters: xr.Dataset, mpans: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """Standing columns of ``meters``, indexed by its MPANs ``mpans`` (numpy strings, fetched once), and
     its numpy string columns as :func:`_numpy_text` would give them back (``SmartData.standing_text``)."""
     cols = list(cube.STANDING_COORDS) + [c for c in ("linked_mpan", "solar_capacity", "profile_class")
                                          if c in meters.coords]
     values = {c: meters[c].to_numpy() for c in cols}
-    text = {c: _narrowed(np.ascontiguousarray(v)) for c, v in values.items() if v.dtype.kind == "U" and v.size}
+    # numpy strings as wide as their longest value: what _numpy_text makes of their pandas column,
+    # without the round trip
+    text = {c: tight(v) for c, v in values.items() if v.dtype.kind == "U" and v.size}
     index = pd.Index(arrow_text(mpans) if mpans.size else mpans, name="mpan", copy=False)
     return pd.DataFrame({c: _column(v) for c, v in values.items()}, index=index), text
 
