@@ -21,19 +21,27 @@ STR_DTYPE = pd.array([], dtype="str").dtype
 
 
 def arrow_text(text) -> pd.api.extensions.ExtensionArray:
-    """``pd.array(text, dtype="str")`` of a numpy text array; when every value has the array's full
-    width in ASCII characters (MPAN cores, meter serials) the Arrow buffers are written directly
-    (one byte per code point, fixed offsets) instead of converting string by string."""
+    """``pd.array(text, dtype="str")`` of a numpy text array; when every value is ASCII the Arrow
+    buffers are written directly (one byte per code point) instead of converting string by string:
+    with fixed offsets when every value has the array's full width (MPAN cores, meter serials),
+    else each value up to its last non-NUL code point, which is where numpy's strings end (linked
+    MPANs, most of them empty)."""
     text = np.asarray(text)
     if text.dtype.kind == "U" and text.size and text.dtype.itemsize:
         width = text.dtype.itemsize // 4
         points = np.ascontiguousarray(text).view(np.uint32).reshape(text.size, width)
-        if int(points.min()) > 0 and int(points.max()) < 128:
-            offsets = np.arange(text.size + 1, dtype=np.int64) * width
-            data = pa.LargeStringArray.from_buffers(
-                text.size, pa.py_buffer(offsets), pa.py_buffer(points.astype(np.uint8))
-            )
-            return pd.array(data, dtype="str")
+        if int(points.max()) < 128:
+            if int(points.min()) > 0:
+                offsets = np.arange(text.size + 1, dtype=np.int64) * width
+                data = points.astype(np.uint8)
+            else:
+                used = points != 0
+                length = np.where(used.any(axis=1), width - np.argmax(used[:, ::-1], axis=1), 0)
+                offsets = np.zeros(text.size + 1, dtype=np.int64)
+                np.cumsum(length, out=offsets[1:])
+                data = points[np.arange(width)[None, :] < length[:, None]].astype(np.uint8)
+            return pd.array(pa.LargeStringArray.from_buffers(text.size, pa.py_buffer(offsets), pa.py_buffer(data)),
+                            dtype="str")
     return pd.array(text, dtype="str")
 
 

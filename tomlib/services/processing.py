@@ -87,7 +87,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import xarray as xr
 from pandas.errors import InvalidIndexError
 
@@ -496,30 +495,13 @@ def _column(values: np.ndarray):
     if values.dtype.kind != "U" or not values.size or not isinstance(_NUMPY_STRINGS_AS, pd.StringDtype):
         return values
     points = np.ascontiguousarray(values).view(np.uint32)
-    if points.size and int(points.min()) > 0 and int(points.max()) < 128:
-        # every value ASCII of the full width (GSP group, supplier, BM unit, ...): the Arrow buffers
-        # written from the characters (tomlib._text.arrow_text), no conversion at all
-        return arrow_text(values)
     if points.size and int(points.max()) < 128 and values.ndim == 1:
-        # ASCII of several widths (linked MPANs: most empty): the Arrow buffers written from the
-        # characters up to each value's last non-NUL one (numpy's own end of a string)
-        return _ascii_arrow_text(points.reshape(values.size, -1))
+        # every value ASCII (GSP group, supplier, BM unit; linked MPANs of several widths, most empty):
+        # the Arrow buffers written from the characters (tomlib._text.arrow_text), no conversion at all
+        return arrow_text(values)
     codes, _ = _codes(values)
     first = np.unique(codes, return_index=True)[1]
     return pd.array(values[first], dtype=_NUMPY_STRINGS_AS).take(codes)
-
-
-def _ascii_arrow_text(points: np.ndarray):
-    """A "str" array of numpy strings given as their code points (n, width), all below 128: each
-    string's bytes up to its last non-NUL code point (what numpy and pandas take the string to be)."""
-    n, width = points.shape
-    used = points != 0
-    length = np.where(used.any(axis=1), width - np.argmax(used[:, ::-1], axis=1), 0)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(length, out=offsets[1:])
-    data = points[np.arange(width)[None, :] < length[:, None]].astype(np.uint8)
-    return pd.array(pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)),
-                    dtype=_NUMPY_STRINGS_AS)
 
 
 def _numpy_text(column: pd.Series):
