@@ -831,8 +831,9 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             by_key = np.argsort(uniques)
             rank = np.empty(uniques.size, dtype=np.intp)
             rank[by_key] = np.arange(uniques.size)
-            rows = np.array([int(np.argmax(codes == c)) for c in by_key], dtype=np.intp)
-            return values[rows], rank[codes]
+            first = np.empty(uniques.size, dtype=np.intp)  # each code's first row: the last write wins
+            first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
+            return values[first[by_key]], rank[codes]
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         return values[first], inverse.reshape(-1)
     distinct, inverse = np.unique(values, return_inverse=True)
